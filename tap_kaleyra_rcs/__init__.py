@@ -1,0 +1,1 @@
+"""Singer tap for the RCS testers registered under Kaleyra RCS agents."""

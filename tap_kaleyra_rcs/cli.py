@@ -1,0 +1,48 @@
+"""The command line: the SDK's CLI, with anticipated failures as one-line errors.
+
+Every failure the tap foresees (refused requests, malformed answers, exhausted
+retries, signals) ends with a single ``tap-kaleyra-rcs:`` line on stderr and a non-zero exit status instead of a Python traceback; a
+traceback is added only at the DEBUG log level. Bad settings are reported by
+the SDK before any request: one ERROR line per setting, exit status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import traceback
+
+from tap_kaleyra_rcs.client import KaleyraError
+from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs
+
+EXIT_FAILED = 1
+
+
+def _fail(message: str, status: int) -> int:
+    if TapKaleyraRcs.logger.isEnabledFor(logging.DEBUG):
+        traceback.print_exc()
+    sys.stderr.write(f"{TapKaleyraRcs.name}: {message}\n")
+    sys.stderr.flush()
+    return status
+
+
+def main() -> int:
+    """Run the tap; return the process exit status."""
+    try:
+        TapKaleyraRcs.cli()  # exits via SystemExit on success
+    except KaleyraError as exc:
+        return _fail(f"error: {exc}", EXIT_FAILED)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        name = signal.Signals(signum).name
+        return _fail(
+            f"stopped by {name}; the run is incomplete, so no ACTIVATE_VERSION was "
+            "sent and no tester will be marked deleted",
+            128 + signum,
+        )
+    except BrokenPipeError:
+        # The reader (usually the target) went away: its own error says why.
+        sys.stderr.write(f"{TapKaleyraRcs.name}: error: output pipe closed by the reader\n")
+        return EXIT_FAILED
+    return 0

@@ -1,0 +1,381 @@
+"""HTTP to Kaleyra's Get Tester By Agent endpoint, and what every answer means.
+
+This module is the one place where the tap decides, status by status, whether a
+response is data, a reason to retry, or a reason to stop the run. It is safe to
+call from several threads at once: each thread gets its own HTTP session, and a
+shared :class:`RequestPacer` spaces requests out and makes one 429 slow everyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+import typing as t
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import msgspec
+import requests
+
+if t.TYPE_CHECKING:
+    from tap_kaleyra_rcs.settings import Settings
+
+SUCCESS_CODE = "RCS902"
+"""Kaleyra's code for "Tester details found successfully"."""
+
+CHANNEL_NOT_ENABLED_CODE = "RCS601"
+
+_CONFIG_HINT = (
+    "check api_key and sid (kaleyra.io > API keys), that pod/base_url match the "
+    "account's region, and that the RCS channel is enabled for the account"
+)
+_RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Transient by definition: throttling, timeouts and server or gateway trouble.
+501 and 505 are 5xx too, but they say "never" rather than "not now"."""
+_CONFIG_STATUSES = frozenset({401, 403, 404, 405})
+"""The request itself is wrong for the account or the URL: no agent will work."""
+
+_SNIPPET_LENGTH = 120
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class KaleyraError(Exception):
+    """An anticipated failure; its message is one line, safe to show the user."""
+
+
+class ConfigurationRejected(KaleyraError):
+    """Kaleyra refused the request for a reason no retry or other agent will fix."""
+
+
+class AgentRequestFailed(KaleyraError):
+    """Kaleyra refused the request for one agent (e.g. ``400 RCS904``)."""
+
+
+class RetriesExhausted(KaleyraError):
+    """A transient failure outlasted the retry budget."""
+
+
+class MalformedResponse(KaleyraError):
+    """The answer was not the documented JSON shape, so its data can't be trusted."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A transient failure: why, and how long the server asked us to wait."""
+
+    reason: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """The ``code`` and ``message`` a Kaleyra error body carries, when it has them."""
+
+    code: str | None
+    message: str | None
+
+    def describe(self) -> str:
+        """E.g. ``RCS904 "Agent Not Found"``, or an empty string."""
+        parts = [self.code or "", f'"{self.message}"' if self.message else ""]
+        return " ".join(p for p in parts if p)
+
+
+class RequestPacer:
+    """Spaces requests under a shared rate limit and a shared back-off.
+
+    Every worker calls :meth:`wait_turn` before a request. A 429 calls
+    :meth:`hold_all`, which pushes every worker's next request past the server's
+    ``Retry-After``, so throttling slows the whole run instead of each worker
+    hammering on until its own retries run out.
+    """
+
+    def __init__(
+        self,
+        max_requests_per_second: float | None,
+        *,
+        clock: t.Callable[[], float] = time.monotonic,
+        sleep: t.Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Create a pacer; ``None`` means no rate limit, only shared back-off."""
+        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+        self._held_until = 0.0
+
+    def wait_turn(self) -> None:
+        """Block until this caller may send its request."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next_slot, self._held_until)
+            self._next_slot = start + self._interval
+        if start > now:
+            self._sleep(start - now)
+
+    def hold_all(self, seconds: float) -> None:
+        """Make every caller wait at least ``seconds`` from now."""
+        with self._lock:
+            self._held_until = max(self._held_until, self._clock() + seconds)
+
+
+def safe_snippet(body: bytes, secret: str) -> str:
+    """A short, printable, single-line excerpt of a body that never holds ``secret``."""
+    text = body[: _SNIPPET_LENGTH * 4].decode("utf-8", errors="replace")
+    if secret:
+        text = text.replace(secret, "***")
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > _SNIPPET_LENGTH:
+        text = text[:_SNIPPET_LENGTH] + "..."
+    return repr(text) if text else "(empty body)"
+
+
+def parse_error_body(body: bytes) -> ErrorBody:
+    """Read ``{"code": ..., "message": ...}`` from an error body, if it is JSON."""
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return ErrorBody(None, None)
+    if not isinstance(document, dict):
+        return ErrorBody(None, None)
+    code, message = document.get("code"), document.get("message")
+    return ErrorBody(
+        code if isinstance(code, str) else None,
+        message[:_SNIPPET_LENGTH] if isinstance(message, str) else None,
+    )
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def decode_testers(body: bytes, agent: str, secret: str) -> list[t.Any]:
+    """The ``data`` list of a 200 response, or an error saying why there is none.
+
+    Success needs Kaleyra's success code (or no code at all next to a ``data``
+    list). Anything else is an error rather than "zero testers": treating an
+    error body as an empty list would make a target mark the agent's testers
+    deleted.
+    """
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        msg = (
+            f"agent {agent}: HTTP 200 but the body is not JSON: "
+            f"{safe_snippet(body, secret)}; is base_url pointing at the API?"
+        )
+        raise MalformedResponse(msg) from None
+    if not isinstance(document, dict):
+        msg = (
+            f"agent {agent}: HTTP 200 but the body is a JSON "
+            f"{type(document).__name__}, not an object"
+        )
+        raise MalformedResponse(msg)
+    error = parse_error_body(body)
+    code = document.get("code")
+    data = document.get("data")
+    if code == CHANNEL_NOT_ENABLED_CODE:
+        msg = f"agent {agent}: Kaleyra refused the request (HTTP 200 {error.describe()}): {_CONFIG_HINT}"
+        raise ConfigurationRejected(msg)
+    if code is not None and code != SUCCESS_CODE:
+        msg = (
+            f"agent {agent}: HTTP 200 with Kaleyra code {error.describe() or repr(code)}, "
+            f"not the success code {SUCCESS_CODE}; no data was taken for this agent"
+        )
+        raise AgentRequestFailed(msg)
+    if data is None:
+        if code == SUCCESS_CODE:
+            return []  # "no testers": documented success code, nothing in `data`
+        msg = f"agent {agent}: HTTP 200 without a Kaleyra code or a data list"
+        raise MalformedResponse(msg)
+    if not isinstance(data, list):
+        msg = (
+            f"agent {agent}: 'data' is a JSON {type(data).__name__}, "
+            "not the documented list of testers"
+        )
+        raise MalformedResponse(msg)
+    return data
+
+
+class TestersClient:
+    """Fetches one agent's raw tester list, retrying what is worth retrying."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        logger: logging.Logger,
+        pacer: RequestPacer | None = None,
+        user_agent: str = "tap-kaleyra-rcs",
+        sleep: t.Callable[[float], None] = time.sleep,
+    ) -> None:
+        """Prepare the client; no request is made until :meth:`fetch`."""
+        self._settings = settings
+        self._logger = logger
+        self._pacer = pacer or RequestPacer(settings.max_requests_per_second)
+        self._sleep = sleep
+        self._local = threading.local()
+        self._headers = {
+            "api-key": settings.api_key,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+        }
+
+    @property
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update(self._headers)
+            self._local.session = session
+        return session
+
+    def fetch(self, agent: str) -> list[t.Any]:
+        """Return the agent's ``data`` list (raw testers), or raise a KaleyraError."""
+        settings = self._settings
+        attempt = 0
+        while True:
+            self._pacer.wait_turn()
+            outcome = self._attempt(agent)
+            if not isinstance(outcome, Retry):
+                return outcome
+            if attempt >= settings.max_retries:
+                msg = (
+                    f"agent {agent}: gave up after {attempt + 1} attempts; last "
+                    f"failure: {outcome.reason}. Kaleyra may be degraded: run again later "
+                    "or raise max_retries"
+                )
+                raise RetriesExhausted(msg)
+            delay = self._backoff(attempt, outcome.retry_after)
+            self._logger.warning(
+                "agent %s: %s; retry %d of %d in %.1f s",
+                agent,
+                outcome.reason,
+                attempt + 1,
+                settings.max_retries,
+                delay,
+            )
+            self._sleep(delay)
+            attempt += 1
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Exponential back-off with jitter, or the server's own ``Retry-After``."""
+        cap = self._settings.max_retry_wait_seconds
+        if retry_after is not None:
+            return min(retry_after, cap)
+        exponential = self._settings.retry_backoff_seconds * 2**attempt
+        return min(cap, exponential) * random.uniform(0.5, 1.0)  # noqa: S311
+
+    def _attempt(self, agent: str) -> list[t.Any] | Retry:
+        """One request: the raw testers, or a :class:`Retry`; fatal errors raise."""
+        settings = self._settings
+        try:
+            response = self._session.get(
+                settings.endpoint_url,
+                params={"agent_number": agent},
+                timeout=settings.request_timeout,
+                allow_redirects=False,  # a redirect must not carry the api-key elsewhere
+                verify=True,
+            )
+            body = response.content
+        except requests.Timeout:
+            return Retry(f"no answer within request_timeout={settings.request_timeout:g} s")
+        except requests.ConnectionError as exc:
+            if _is_name_resolution_failure(exc):
+                msg = (
+                    f"agent {agent}: cannot resolve the API host of "
+                    f"{settings.base_url}; check pod/base_url and the network's DNS"
+                )
+                raise ConfigurationRejected(msg) from None
+            return Retry(f"connection failed ({_connection_failure(exc)})")
+        except requests.RequestException as exc:
+            return Retry(f"transport error ({type(exc).__name__})")
+        return self._decide(agent, response.status_code, response.headers, body)
+
+    def _decide(
+        self,
+        agent: str,
+        status: int,
+        headers: t.Mapping[str, str],
+        body: bytes,
+    ) -> list[t.Any] | Retry:
+        """The per-status policy: data, a retry, or a fatal error (raised)."""
+        secret = self._settings.api_key
+        if status == 200:  # noqa: PLR2004
+            return decode_testers(body, agent, secret)
+        error = parse_error_body(body)
+        detail = error.describe() or safe_snippet(body, secret)
+        if status in _RETRIABLE_STATUSES:
+            retry_after = retry_after_seconds(headers.get("Retry-After"))
+            cap = self._settings.max_retry_wait_seconds
+            if retry_after is not None and retry_after > cap:
+                msg = (
+                    f"agent {agent}: HTTP {status} asks to wait {retry_after:.0f} s "
+                    f"before retrying, more than max_retry_wait_seconds={cap:g}; "
+                    "run again later or raise max_retry_wait_seconds"
+                )
+                raise RetriesExhausted(msg)
+            if status == 429:  # noqa: PLR2004
+                self._pacer.hold_all(
+                    retry_after
+                    if retry_after is not None
+                    else self._settings.retry_backoff_seconds
+                )
+            return Retry(f"HTTP {status} {detail}", retry_after)
+        if 300 <= status < 400:  # noqa: PLR2004
+            location = _host_of(headers.get("Location", ""))
+            msg = (
+                f"agent {agent}: HTTP {status} redirect to {location or 'another URL'}; "
+                "redirects are not followed so the API key stays with the configured "
+                "host: set base_url to the final address"
+            )
+            raise ConfigurationRejected(msg)
+        if status in _CONFIG_STATUSES or error.code == CHANNEL_NOT_ENABLED_CODE:
+            msg = f"agent {agent}: Kaleyra refused the request (HTTP {status} {detail}): {_CONFIG_HINT}"
+            if status in {404, 405}:
+                msg += "; and that base_url/endpoint_path name the Get Tester By Agent endpoint"
+            raise ConfigurationRejected(msg)
+        msg = (
+            f"agent {agent}: HTTP {status} {detail}; check that the agent number is "
+            "right and registered on this account"
+        )
+        raise AgentRequestFailed(msg)
+
+
+def _host_of(url: str) -> str:
+    match = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]+)", url)
+    return match.group(1).rsplit("@", 1)[-1] if match else ""
+
+
+def _is_name_resolution_failure(exc: BaseException) -> bool:
+    text = str(exc)
+    return "NameResolutionError" in text or "Name or service not known" in text
+
+
+def _connection_failure(exc: requests.ConnectionError) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Connection reset", "Connection aborted",
+                   "RemoteDisconnected", "IncompleteRead", "Read timed out"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__

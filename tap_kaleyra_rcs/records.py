@@ -1,0 +1,144 @@
+"""Turning one raw tester from the API into a record that matches ``testers.json``.
+
+The API's field types are known only from one sample, so each field is coerced
+only where the meaning is unambiguous (``"true"`` for a boolean, ``1.0`` or
+``"17"`` for an integer, a number for an id) and anything else stops the run
+with the agent and field named: a record that breaks its declared schema would
+be loaded wrongly, or not at all, by the target.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+from tap_kaleyra_rcs.client import MalformedResponse
+
+_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: rendered with "Z"
+_BOOLEAN_WORDS = {"true": True, "false": False}
+
+
+def load_schema() -> dict[str, t.Any]:
+    """The stream's JSON schema, from the installed package or from a checkout."""
+    packaged = resources.files("tap_kaleyra_rcs") / "schemas" / "testers.json"
+    if packaged.is_file():
+        return t.cast("dict[str, t.Any]", json.loads(packaged.read_text("utf-8")))
+    checkout = Path(__file__).resolve().parent.parent / "schemas" / "testers.json"
+    return t.cast("dict[str, t.Any]", json.loads(checkout.read_text("utf-8")))
+
+
+class _BadValue(ValueError):
+    """A field value that can't be coerced; the message says what was expected."""
+
+
+def _text(value: object) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    raise _BadValue("a string")
+
+
+def _boolean(value: object) -> bool | None:
+    if value is None or type(value) is bool:
+        return value
+    if type(value) is str and value.strip().lower() in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[value.strip().lower()]
+    raise _BadValue('true or false (or the strings "true"/"false")')
+
+
+def _integer(value: object) -> int | None:
+    if value is None or type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if type(value) is str and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise _BadValue("a whole number")
+
+
+COERCERS: dict[str, t.Callable[[object], t.Any]] = {
+    "id": _text,
+    "agent_no": _text,
+    "phoneno": _text,
+    "test_status": _text,
+    "status": _text,
+    "override_dcs_check": _boolean,
+    "created_date": _integer,
+    "carrierid": _integer,
+}
+"""Every field the API documents, with how its value is made to fit the schema."""
+
+
+def epoch_millis_to_rfc3339(millis: int) -> str:
+    """E.g. ``1769708507204`` -> ``"2026-01-29T17:41:47.204Z"`` (exact, no floats)."""
+    return (_EPOCH + timedelta(milliseconds=millis)).isoformat(
+        timespec="milliseconds"
+    ) + "Z"
+
+
+@dataclass
+class AgentTesters:
+    """One agent's records, ready to emit, and the field names the schema lacks."""
+
+    agent: str
+    records: list[dict[str, t.Any]]
+    unknown_fields: set[str] = field(default_factory=set)
+
+
+def build_records(agent: str, raw_testers: list[t.Any]) -> AgentTesters:
+    """Coerce every raw tester of one agent, or fail naming the agent and field."""
+    result = AgentTesters(agent, [])
+    append = result.records.append
+    for index, raw in enumerate(raw_testers):
+        if not isinstance(raw, dict):
+            msg = (
+                f"agent {agent}: tester #{index} is a JSON {type(raw).__name__}, "
+                "not an object"
+            )
+            raise MalformedResponse(msg)
+        record: dict[str, t.Any] = {}
+        for name, value in raw.items():
+            coerce = COERCERS.get(name)
+            if coerce is None:
+                result.unknown_fields.add(name)
+                continue
+            try:
+                record[name] = coerce(value)
+            except _BadValue as expected:
+                msg = (
+                    f"agent {agent}: tester #{index} field {name!r} is "
+                    f"{type(value).__name__} {_short(value)}, expected {expected}"
+                )
+                raise MalformedResponse(msg) from None
+        if not record.get("id"):
+            msg = (
+                f"agent {agent}: tester #{index} has no 'id', so it can't be upserted; "
+                "no data was loaded for this run"
+            )
+            raise MalformedResponse(msg)
+        if not record.get("agent_no"):
+            record["agent_no"] = agent
+        millis = record.get("created_date")
+        if millis is None:
+            record["created_at"] = None
+        else:
+            try:
+                record["created_at"] = epoch_millis_to_rfc3339(millis)
+            except OverflowError:
+                msg = (
+                    f"agent {agent}: tester #{index} created_date {millis} is not a "
+                    "plausible epoch-milliseconds timestamp"
+                )
+                raise MalformedResponse(msg) from None
+        append(record)
+    return result
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."  # noqa: PLR2004

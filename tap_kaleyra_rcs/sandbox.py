@@ -1,0 +1,425 @@
+"""A local stand-in for Kaleyra's Get Tester By Agent endpoint (standard library only).
+
+It behaves as ``shared/kaleyra-rcs-api.md`` describes the real API: it checks
+the path, the SID and the ``api-key`` header, answers unknown agents with
+``400 RCS904``, and serves deterministic, realistic testers per agent. Faults
+are data, not code paths: a scenario lists, per agent, the responses to give
+before the normal one (429 with ``Retry-After``, 5xx, HTML or truncated
+bodies, dropped or hanging connections), plus latency, new fields, ``null``
+data and edits to the tester list. It binds to 127.0.0.1 only.
+
+Control endpoints (no key needed, loopback only):
+``GET /_sandbox/stats`` (request counts), ``POST /_sandbox/scenario`` (replace
+the scenario), ``POST /_sandbox/reset`` (zero the counters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import socket
+import sys
+import threading
+import time
+import typing as t
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+DEFAULT_SID = "SANDBOX0000SID01"
+DEFAULT_API_KEY = "sandbox-api-key-0000"
+DEFAULT_PATH = "/v1/{sid}/rcs/agenttester/testersbyagent"
+FIRST_AGENT = 48900
+_TEST_STATUSES = ("ACCEPTED", "ACCEPTED", "ACCEPTED", "PENDING", "PENDING", "REJECTED", "EXPIRED")
+_STATUSES = ("ACTIVE", "ACTIVE", "ACTIVE", "INACTIVE")
+_CARRIERS = (0, 0, 0, 310, 311, 404)
+_JAN_2025_MS = 1_735_689_600_000
+_YEAR_MS = 365 * 24 * 3600 * 1000
+_REASONS = {
+    200: "OK", 301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect",
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 408: "Request Timeout", 429: "Too Many Requests",
+    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Gateway Timeout",
+}
+_ERROR_CODES = {400: "RCS904", 405: "RCS405", 500: "RCS500", 502: "RCS502"}
+
+
+def default_agents(count: int) -> list[str]:
+    """``count`` agent numbers: 48900, 48901, ..."""
+    return [str(FIRST_AGENT + i) for i in range(count)]
+
+
+def generate_testers(seed: int, agent: str, count: int) -> list[dict[str, t.Any]]:
+    """The same ``count`` realistic testers for the same seed and agent, every time."""
+    rng = random.Random(f"{seed}:{agent}")  # noqa: S311 - test data, not crypto
+    testers = []
+    for _ in range(count):
+        testers.append({
+            "phoneno": f"1{rng.randrange(10**9, 10**10)}",
+            "test_status": rng.choice(_TEST_STATUSES),
+            "status": rng.choice(_STATUSES),
+            "agent_no": agent,
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "override_dcs_check": rng.random() < 0.5,  # noqa: PLR2004
+            "created_date": _JAN_2025_MS + rng.randrange(_YEAR_MS),
+            "carrierid": rng.choice(_CARRIERS),
+        })
+    return testers
+
+
+class Scenario:
+    """What the sandbox serves: accounts, agents, tester lists and per-agent faults."""
+
+    def __init__(self, spec: t.Mapping[str, t.Any] | None = None) -> None:
+        """Build from a scenario document (see the README); missing keys get defaults."""
+        spec = dict(spec or {})
+        self.sid: str = spec.get("sid", DEFAULT_SID)
+        self.api_key: str = spec.get("api_key", DEFAULT_API_KEY)
+        self.seed: int = int(spec.get("seed", 7))
+        self.path: str = spec.get("path", DEFAULT_PATH).format(sid=self.sid)
+        agents = spec.get("agents", 3)
+        self.agents: list[str] = (
+            default_agents(agents) if isinstance(agents, int) else [str(a) for a in agents]
+        )
+        self.testers_per_agent: int = int(spec.get("testers_per_agent", 5))
+        self.latency_ms: float = float(spec.get("latency_ms", 0))
+        self.rate_limit: float | None = spec.get("rate_limit_per_second")
+        self.overrides: dict[str, dict[str, t.Any]] = {
+            str(k): v for k, v in spec.get("agent_overrides", {}).items()
+        }
+        self._fault_queues = {
+            agent: _expand_faults(o.get("faults", [])) for agent, o in self.overrides.items()
+        }
+        self._lock = threading.Lock()
+        self._bodies: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._cached_bytes = 0
+        self.cache_budget = int(spec.get("cache_megabytes", 512)) * 1024 * 1024
+
+    def next_fault(self, agent: str) -> dict[str, t.Any] | None:
+        """The fault to serve for this request of ``agent``, if any remain."""
+        with self._lock:
+            queue = self._fault_queues.get(agent)
+            if not queue:
+                return None
+            fault = queue[0]
+            if fault.get("times") != "always":
+                queue.popleft()
+            return fault
+
+    def latency_for(self, agent: str) -> float:
+        """Seconds to wait before answering ``agent``."""
+        return float(self.overrides.get(agent, {}).get("latency_ms", self.latency_ms)) / 1000
+
+    def testers(self, agent: str) -> list[dict[str, t.Any]]:
+        """The agent's tester list with the scenario's edits applied."""
+        override = self.overrides.get(agent, {})
+        testers = generate_testers(
+            self.seed, agent, int(override.get("testers", self.testers_per_agent))
+        )
+        for index, changes in override.get("set", {}).items():
+            testers[int(index)].update(changes)
+        for index, names in override.get("unset", {}).items():
+            for name in names:
+                testers[int(index)].pop(name, None)
+        if extra := override.get("extra_fields"):
+            for tester in testers:
+                tester.update(extra)
+        removed = {int(i) for i in override.get("remove", [])}
+        return [tester for i, tester in enumerate(testers) if i not in removed]
+
+    def success_body(self, agent: str) -> bytes:
+        """The 200 body for ``agent``, cached within a memory budget."""
+        with self._lock:
+            body = self._bodies.get(agent)
+            if body is not None:
+                self._bodies.move_to_end(agent)
+                return body
+        override = self.overrides.get(agent, {})
+        document: dict[str, t.Any] = {
+            "code": override.get("code", "RCS902"),
+            "message": override.get("message", "Tester details found successfully"),
+        }
+        data_mode = override.get("data", "list")
+        if data_mode == "list":
+            document["data"] = self.testers(agent)
+        elif data_mode in {"null", "empty"}:
+            document["data"] = None if data_mode == "null" else []
+        elif data_mode != "missing":
+            document["data"] = data_mode  # any other JSON value: a wrong shape on purpose
+        body = json.dumps(document, separators=(",", ":")).encode()
+        with self._lock:
+            if agent not in self._bodies:
+                self._bodies[agent] = body
+                self._cached_bytes += len(body)
+            while self._cached_bytes > self.cache_budget and len(self._bodies) > 1:
+                _, evicted = self._bodies.popitem(last=False)
+                self._cached_bytes -= len(evicted)
+        return body
+
+
+def _expand_faults(faults: list[dict[str, t.Any]]) -> collections.deque[dict[str, t.Any]]:
+    queue: collections.deque[dict[str, t.Any]] = collections.deque()
+    for fault in faults:
+        times = fault.get("times", 1)
+        if times == "always":
+            queue.append(fault)
+            break
+        queue.extend([fault] * int(times))
+    return queue
+
+
+class Stats:
+    """What the sandbox served, for tests and benchmarks to assert on."""
+
+    def __init__(self) -> None:
+        """Start from zero."""
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        with self._lock:
+            self.by_agent: collections.Counter[str] = collections.Counter()
+            self.by_status: collections.Counter[int] = collections.Counter()
+            self.times: list[float] = []
+            self.in_flight = 0
+            self.max_in_flight = 0
+            self.bad_keys = 0
+
+    def started(self, agent: str) -> None:
+        """Count a request to the API path as it arrives."""
+        with self._lock:
+            self.by_agent[agent] += 1
+            self.times.append(time.monotonic())
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def finished(self, status: int) -> None:
+        """Count the status the request ended with (0: no response)."""
+        with self._lock:
+            self.by_status[status] += 1
+            self.in_flight -= 1
+
+    def recent(self, window: float = 1.0) -> int:
+        """Requests that arrived in the last ``window`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            return sum(1 for moment in reversed(self.times) if now - moment < window)
+
+    def snapshot(self) -> dict[str, t.Any]:
+        """A JSON-ready view, including the most requests seen in any 1 s window."""
+        with self._lock:
+            times = sorted(self.times)
+            busiest, start = 0, 0
+            for end, moment in enumerate(times):
+                while moment - times[start] >= 1.0:
+                    start += 1
+                busiest = max(busiest, end - start + 1)
+            return {
+                "requests": sum(self.by_agent.values()),
+                "by_agent": dict(self.by_agent),
+                "by_status": {str(k): v for k, v in self.by_status.items()},
+                "max_requests_in_1s": busiest,
+                "max_in_flight": self.max_in_flight,
+                "bad_keys": self.bad_keys,
+            }
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """A threaded HTTP/1.1 server holding the scenario and the statistics."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, port: int, scenario: Scenario) -> None:
+        """Bind to 127.0.0.1:``port`` (0 picks a free port)."""
+        super().__init__(("127.0.0.1", port), SandboxHandler)
+        self.scenario = scenario
+        self.stats = Stats()
+
+    @property
+    def url(self) -> str:
+        """The base URL to give the tap."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """Answers one HTTP request the way the scenario says."""
+
+    protocol_version = "HTTP/1.1"
+    server: SandboxServer
+
+    def setup(self) -> None:
+        """Disable Nagle: headers and small bodies must not wait for delayed ACKs."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+        """Stay quiet: tests read the tap's output, not the sandbox's."""
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        headers: t.Mapping[str, str] | None = None,
+        declared_length: int | None = None,
+    ) -> None:
+        # One write for status line, headers and body keeps latency predictable.
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
+        merged = {"Content-Type": content_type,
+                  "Content-Length": str(len(body) if declared_length is None else declared_length)}
+        merged.update(headers or {})
+        lines += [f"{name}: {value}" for name, value in merged.items()]
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        self.wfile.flush()
+
+    def _send_error(self, status: int, message: str, code: str | None = None) -> None:
+        code = code or _ERROR_CODES.get(status, f"RCS{status}")
+        self._send(status, json.dumps({"code": code, "message": message}).encode())
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+        """Serve the API path, or a control endpoint."""
+        parts = urlsplit(self.path)
+        if parts.path == "/_sandbox/stats":
+            self._send(200, json.dumps(self.server.stats.snapshot()).encode())
+            return
+        scenario = self.server.scenario
+        if parts.path != scenario.path:
+            self._send_error(404, "Not Found", "RCS404")
+            return
+        query = parse_qs(parts.query)
+        agent = (query.get("agent_number") or [""])[0]
+        stats = self.server.stats
+        stats.started(agent)
+        status = 0
+        try:
+            status = self._answer(scenario, agent)
+        finally:
+            stats.finished(status)
+
+    def _answer(self, scenario: Scenario, agent: str) -> int:
+        if self.headers.get("api-key") != scenario.api_key:
+            self.server.stats.bad_keys += 1
+            self._send_error(401, "Invalid API key or SID", "RCS401")
+            return 401
+        if "application/json" not in (self.headers.get("Content-Type") or "").lower():
+            self._send_error(400, "Content-Type must be application/json", "RCS701")
+            return 400
+        if scenario.rate_limit and self.server.stats.recent() > scenario.rate_limit:
+            self._send_error(429, "Too many requests", "RCS429")
+            return 429
+        if delay := scenario.latency_for(agent):
+            time.sleep(delay)
+        fault = scenario.next_fault(agent)
+        if fault is not None:
+            return self._serve_fault(fault)
+        if not agent:
+            self._send_error(400, "Missing field: agent_number")
+            return 400
+        if agent not in scenario.agents:
+            self._send_error(400, "Agent Not Found")
+            return 400
+        self._send(200, scenario.success_body(agent))
+        return 200
+
+    def _serve_fault(self, fault: t.Mapping[str, t.Any]) -> int:
+        """Serve one scripted fault. Kinds: response (default), drop, hang, reset."""
+        kind = fault.get("kind", "response")
+        if kind == "drop":
+            self.close_connection = True
+            return 0
+        if kind == "hang":
+            time.sleep(float(fault.get("seconds", 3600)))
+            self.close_connection = True
+            return 0
+        status = int(fault.get("status", 200))
+        if "body_hex" in fault:
+            body = bytes.fromhex(fault["body_hex"])
+        elif "body_text" in fault:
+            body = str(fault["body_text"]).encode()
+        elif "body" in fault:
+            body = json.dumps(fault["body"]).encode()
+        else:
+            message = _REASONS.get(status, "Error")
+            body = json.dumps({"code": _ERROR_CODES.get(status, f"RCS{status}"),
+                               "message": message}).encode()
+        content_type = fault.get("content_type", "application/json")
+        if kind == "reset":
+            # Promise the whole body, send half, then close: a reset mid-body.
+            self._send(status, body[: len(body) // 2], content_type=content_type,
+                       declared_length=len(body), headers=fault.get("headers"))
+            self.close_connection = True
+            return status
+        self._send(status, body, content_type=content_type, headers=fault.get("headers"))
+        return status
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's naming
+        """Control endpoints; anything else is the API's wrong-method answer."""
+        path = urlsplit(self.path).path
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = self.rfile.read(length) if length else b""
+        if path == "/_sandbox/scenario":
+            self.server.scenario = Scenario(json.loads(payload or b"{}"))
+            self._send(200, b'{"ok":true}')
+        elif path == "/_sandbox/reset":
+            self.server.stats.reset()
+            self._send(200, b'{"ok":true}')
+        else:
+            self._send_error(405, "Method not allowed")
+
+
+def load_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario file, with command-line options taking precedence."""
+    spec: dict[str, t.Any] = {}
+    if args.scenario:
+        with open(args.scenario, encoding="utf-8") as handle:  # noqa: PTH123
+            spec = json.load(handle)
+    for option, key in (("seed", "seed"), ("agents", "agents"),
+                        ("testers", "testers_per_agent"), ("latency_ms", "latency_ms"),
+                        ("rate_limit", "rate_limit_per_second")):
+        value = getattr(args, option)
+        if value is not None:
+            spec[key] = value
+    return Scenario(spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``tap-kaleyra-rcs-sandbox``: serve until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="tap-kaleyra-rcs-sandbox",
+        description="Local stand-in for Kaleyra's Get Tester By Agent API, on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    parser.add_argument("--scenario", help="scenario JSON file (see the README)")
+    parser.add_argument("--seed", type=int, help="seed for the generated testers")
+    parser.add_argument("--agents", type=int, help="number of agents, from 48900 up")
+    parser.add_argument("--testers", type=int, help="testers per agent")
+    parser.add_argument("--latency-ms", type=float, help="delay before every answer")
+    parser.add_argument("--rate-limit", type=float, help="requests per second before 429")
+    args = parser.parse_args(argv)
+    try:
+        scenario = load_scenario(args)
+        server = SandboxServer(args.port, scenario)
+    except (OSError, ValueError, TypeError) as exc:
+        sys.stderr.write(f"tap-kaleyra-rcs-sandbox: error: {exc}\n")
+        return 2
+    # The first stdout line is the URL: scripts read it to learn the port.
+    sys.stdout.write(f"{server.url}\n")
+    sys.stdout.flush()
+    try:
+        server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

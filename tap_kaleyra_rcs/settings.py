@@ -1,0 +1,244 @@
+"""The tap's settings, checked and normalised once, before any request is made.
+
+The SDK's JSON-schema validation catches wrong types; the checks here catch the
+values that are well-typed but unsafe or unusable (a SID that would change the
+URL path, an ``http://`` URL that would send the API key in clear text, a blank
+agent number), so that every problem is reported by setting name up front.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import typing as t
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+POD_BASE_URLS: dict[str, str] = {
+    "in": "https://rcs-api.in.kaleyra.io",
+    "na": "https://rcs-api.na.kaleyra.io",
+}
+"""Documented base URL per Kaleyra pod: ``in`` is "rest of the world"."""
+
+ENDPOINT_PATHS: tuple[str, ...] = (
+    "/v1/{sid}/rcs/agenttester/testersbyagent",
+    "/v1/{sid}/rcs/agent/testersbyagent",
+    "/wsgw/v1/agent/testersbyagent",
+)
+"""The endpoint paths Kaleyra's documentation has shown; the first is the default."""
+
+_SID = re.compile(r"[A-Za-z0-9]+")
+# Header values must be printable ASCII without spaces; anything else would make
+# `requests` raise an error that quotes the header value, i.e. the key itself.
+_API_KEY = re.compile(r"[\x21-\x7e]+")
+_LOOPBACK_NAMES = {"localhost"}
+
+
+class SettingsError(ValueError):
+    """One or more settings are unusable; ``problems`` holds one line per setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        """Keep every problem so the user can fix them all in one go."""
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings. ``api_key`` is excluded from ``repr`` so it never leaks."""
+
+    sid: str
+    api_key: str = field(repr=False)
+    agent_numbers: tuple[str, ...]
+    base_url: str
+    endpoint_path: str
+    request_timeout: float
+    max_retries: int
+    retry_backoff_seconds: float
+    max_retry_wait_seconds: float
+    max_concurrent_agents: int
+    max_requests_per_second: float | None
+
+    @property
+    def endpoint_url(self) -> str:
+        """The full URL requested for every agent (the agent goes in the query)."""
+        return self.base_url + self.endpoint_path.format(sid=quote(self.sid, safe=""))
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for hosts that never leave this machine, where plain HTTP is safe."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_sid(value: object, problems: list[str]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        problems.append("sid: required; set it to the account SID shown in kaleyra.io")
+        return ""
+    sid = value.strip()
+    if not _SID.fullmatch(sid):
+        problems.append(
+            "sid: must contain only letters and digits (it is placed in the URL "
+            "path); copy the account SID from kaleyra.io"
+        )
+    return sid
+
+
+def _check_api_key(value: object, problems: list[str]) -> str:
+    # Never echo the value: even a wrong key may be a real secret.
+    if not isinstance(value, str) or not value.strip():
+        problems.append("api_key: required; create an API key in kaleyra.io")
+        return ""
+    key = value.strip()
+    if not _API_KEY.fullmatch(key):
+        problems.append(
+            "api_key: contains spaces or non-printable characters; paste the key again"
+        )
+    return key
+
+
+def _check_agent_numbers(value: object, problems: list[str]) -> tuple[str, ...]:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        problems.append(
+            "agent_numbers: required; give at least one agent service code, "
+            'e.g. ["48900"]'
+        )
+        return ()
+    seen: dict[str, None] = {}
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            problems.append(
+                f"agent_numbers[{index}]: must be a string or a whole number, "
+                f"not {type(item).__name__}"
+            )
+            continue
+        number = str(item).strip()
+        if not number:
+            problems.append(f"agent_numbers[{index}]: is blank; remove it")
+        elif not number.isprintable() or any(c.isspace() for c in number):
+            problems.append(
+                f"agent_numbers[{index}]: contains spaces or control characters"
+            )
+        else:
+            seen.setdefault(number, None)
+    return tuple(seen)
+
+
+def _check_base_url(config: t.Mapping[str, t.Any], problems: list[str]) -> str:
+    pod = config.get("pod") or "in"
+    if not isinstance(pod, str) or pod.strip().lower() not in POD_BASE_URLS:
+        problems.append(
+            f"pod: must be one of {', '.join(POD_BASE_URLS)} "
+            "(in = rest of the world, na = North America)"
+        )
+        pod = "in"
+    base_url = config.get("base_url")
+    if base_url in {None, ""}:
+        return POD_BASE_URLS[pod.strip().lower()]
+    if not isinstance(base_url, str):
+        problems.append("base_url: must be a URL such as https://rcs-api.na.kaleyra.ai")
+        return ""
+    try:
+        parts = urlsplit(base_url.strip())
+        host = parts.hostname or ""
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        problems.append("base_url: is not a valid URL")
+        return ""
+    if not host or parts.scheme not in {"http", "https"}:
+        problems.append("base_url: must be an absolute https:// URL with a host name")
+    elif parts.scheme == "http" and not is_loopback_host(host):
+        problems.append(
+            "base_url: must use https:// (plain http:// is allowed only for "
+            "127.0.0.1, ::1 and localhost, so the API key is never sent in clear text)"
+        )
+    elif parts.username or parts.password or parts.query or parts.fragment:
+        problems.append(
+            "base_url: must not contain credentials, a query or a fragment; "
+            "give only scheme, host, optional port and optional path prefix"
+        )
+    return base_url.strip().rstrip("/")
+
+
+def _check_number(
+    config: t.Mapping[str, t.Any],
+    name: str,
+    default: float,
+    bounds: tuple[float, float],
+    problems: list[str],
+) -> float:
+    value = config.get(name)
+    if value is None:
+        return default
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        problems.append(f"{name}: must be a number between {low:g} and {high:g}")
+        return default
+    if not low <= value <= high:
+        problems.append(f"{name}: must be between {low:g} and {high:g}, got {value:g}")
+        return default
+    return float(value)
+
+
+def _check_whole_number(
+    config: t.Mapping[str, t.Any],
+    name: str,
+    default: int,
+    bounds: tuple[int, int],
+    problems: list[str],
+) -> int:
+    value = _check_number(config, name, default, bounds, problems)
+    if value != int(value):
+        problems.append(f"{name}: must be a whole number")
+    return int(value)
+
+
+def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
+    """Check every setting and return them normalised.
+
+    Raises:
+        SettingsError: naming each unusable setting and what to do about it.
+    """
+    problems: list[str] = []
+    sid = _check_sid(config.get("sid"), problems)
+    api_key = _check_api_key(config.get("api_key"), problems)
+    agent_numbers = _check_agent_numbers(config.get("agent_numbers"), problems)
+    base_url = _check_base_url(config, problems)
+    endpoint_path = config.get("endpoint_path") or ENDPOINT_PATHS[0]
+    if endpoint_path not in ENDPOINT_PATHS:
+        problems.append(f"endpoint_path: must be one of {', '.join(ENDPOINT_PATHS)}")
+    rate = config.get("max_requests_per_second")
+    settings = Settings(
+        sid=sid,
+        api_key=api_key,
+        agent_numbers=agent_numbers,
+        base_url=base_url,
+        endpoint_path=endpoint_path,
+        request_timeout=_check_number(
+            config, "request_timeout", 30.0, (0.1, 600.0), problems
+        ),
+        max_retries=_check_whole_number(config, "max_retries", 5, (0, 20), problems),
+        retry_backoff_seconds=_check_number(
+            config, "retry_backoff_seconds", 1.0, (0.0, 60.0), problems
+        ),
+        max_retry_wait_seconds=_check_number(
+            config, "max_retry_wait_seconds", 60.0, (0.0, 3600.0), problems
+        ),
+        max_concurrent_agents=_check_whole_number(
+            config, "max_concurrent_agents", 8, (1, 64), problems
+        ),
+        max_requests_per_second=None
+        if rate is None
+        else _check_number(
+            config, "max_requests_per_second", 0.0, (0.01, 10000.0), problems
+        ),
+    )
+    if problems:
+        raise SettingsError(problems)
+    return settings

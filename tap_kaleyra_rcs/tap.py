@@ -1,0 +1,182 @@
+"""tap-kaleyra-rcs: the settings users give and the one stream they get."""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_kaleyra_rcs.settings import (
+    ENDPOINT_PATHS,
+    POD_BASE_URLS,
+    Settings,
+    SettingsError,
+    parse_settings,
+)
+from tap_kaleyra_rcs.streams import TestersStream
+
+if t.TYPE_CHECKING:
+    from types import FrameType
+
+    from singer_sdk.streams import Stream
+
+_AGENT_NUMBER = th.CustomType({"type": ["string", "integer"]})
+
+
+class TapKaleyraRcs(Tap):
+    """Singer tap for the RCS testers registered under Kaleyra RCS agents."""
+
+    name = "tap-kaleyra-rcs"
+    package_name = "tap-kaleyra-rcs"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "sid",
+            th.StringType,
+            required=True,
+            title="Account SID",
+            description="Kaleyra account SID (letters and digits), placed in the URL path.",
+        ),
+        th.Property(
+            "api_key",
+            th.StringType,
+            required=True,
+            secret=True,
+            title="API key",
+            description="Kaleyra API key, sent as the api-key header. Never logged.",
+        ),
+        th.Property(
+            "agent_numbers",
+            th.ArrayType(_AGENT_NUMBER),
+            required=True,
+            title="Agent numbers",
+            description=(
+                "Agent service codes to extract testers for, e.g. [\"48900\"]. Strings "
+                "or numbers; duplicates are dropped, order is kept."
+            ),
+        ),
+        th.Property(
+            "pod",
+            th.StringType,
+            default="in",
+            allowed_values=list(POD_BASE_URLS),
+            title="Pod (region)",
+            description=(
+                "Kaleyra pod: 'in' (rest of the world, "
+                f"{POD_BASE_URLS['in']}) or 'na' (North America, {POD_BASE_URLS['na']})."
+            ),
+        ),
+        th.Property(
+            "base_url",
+            th.StringType,
+            title="Base URL override",
+            description=(
+                "Replaces the pod's base URL, e.g. https://rcs-api.na.kaleyra.ai or a "
+                "proxy. Must be https://, except for 127.0.0.1, ::1 and localhost."
+            ),
+        ),
+        th.Property(
+            "endpoint_path",
+            th.StringType,
+            default=ENDPOINT_PATHS[0],
+            allowed_values=list(ENDPOINT_PATHS),
+            title="Endpoint path",
+            description=(
+                "Which documented path of Get Tester By Agent to call; {sid} is "
+                "replaced by the account SID."
+            ),
+        ),
+        th.Property(
+            "request_timeout",
+            th.NumberType,
+            default=30,
+            title="Request timeout (s)",
+            description="Seconds to wait for the API to connect or send data before retrying.",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType,
+            default=5,
+            title="Max retries",
+            description="Retries per agent for 408, 429, 500, 502, 503, 504, timeouts and dropped connections (0-20).",
+        ),
+        th.Property(
+            "retry_backoff_seconds",
+            th.NumberType,
+            default=1,
+            title="Retry back-off (s)",
+            description="First back-off wait; it doubles per retry, with jitter, up to max_retry_wait_seconds.",
+        ),
+        th.Property(
+            "max_retry_wait_seconds",
+            th.NumberType,
+            default=60,
+            title="Max retry wait (s)",
+            description=(
+                "Longest single wait between retries. A Retry-After asking for longer "
+                "fails the run at once instead of stalling it."
+            ),
+        ),
+        th.Property(
+            "max_concurrent_agents",
+            th.IntegerType,
+            default=8,
+            title="Concurrent agents",
+            description="How many agents are fetched at once (1 = one after another). Output order is always the configured order.",
+        ),
+        th.Property(
+            "max_requests_per_second",
+            th.NumberType,
+            title="Max requests per second",
+            description="Rate limit shared by all concurrent requests; unset means no limit.",
+        ),
+    ).to_dict()
+
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings; only a sync needs them, and it validates first."""
+        if self._settings is None:
+            self._settings = parse_settings(self.config)
+        return self._settings
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Run the tap's own checks first: they name the setting and the fix."""
+        try:
+            self._settings = parse_settings(self.config)
+        except SettingsError as exc:
+            if raise_errors:
+                raise ConfigValidationError(
+                    "Config validation failed", errors=exc.problems
+                ) from None
+            return exc.problems
+        return super()._validate_config(raise_errors=raise_errors)
+
+    def discover_streams(self) -> list[Stream]:
+        """The tap's single stream."""
+        return [TestersStream(self)]
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+        """Stop at once with a non-zero status, writing no STATE or ACTIVATE_VERSION.
+
+        The SDK's default writes state and exits 0, which would tell a scheduler
+        that an interrupted full-table run succeeded.
+        """
+        raise Interrupted(signum)
+
+
+class Interrupted(BaseException):  # noqa: N818 - reads as "the run was interrupted"
+    """The process received SIGINT or SIGTERM."""
+
+    def __init__(self, signum: int) -> None:
+        """Remember which signal, for the exit status (128 + signal number)."""
+        super().__init__(signum)
+        self.signum = signum
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(TapKaleyraRcs.cli())
