@@ -1,8 +1,9 @@
 """The command line: the SDK's CLI, with anticipated failures as one-line errors.
 
 Every failure the tap foresees (refused requests, malformed answers, exhausted
-retries, signals) ends with a single ``tap-kaleyra-rcs:`` line on stderr and a non-zero exit status instead of a Python traceback; a
-traceback is added only at the DEBUG log level. Bad settings are reported by
+retries, signals) ends with a single ``tap-kaleyra-rcs:`` line on stderr and a
+non-zero exit status instead of a Python traceback; a traceback is added only
+at the DEBUG log level. Bad settings are reported by
 the SDK before any request: one ERROR line per setting, exit status 1.
 """
 

@@ -8,7 +8,6 @@ shared :class:`RequestPacer` spaces requests out and makes one 429 slow everyone
 
 from __future__ import annotations
 
-import logging
 import random
 import re
 import threading
@@ -21,6 +20,8 @@ import msgspec
 import requests
 
 if t.TYPE_CHECKING:
+    import logging
+
     from tap_kaleyra_rcs.settings import Settings
 
 SUCCESS_CODE = "RCS902"
@@ -192,7 +193,10 @@ def decode_testers(body: bytes, agent: str, secret: str) -> list[t.Any]:
     code = document.get("code")
     data = document.get("data")
     if code == CHANNEL_NOT_ENABLED_CODE:
-        msg = f"agent {agent}: Kaleyra refused the request (HTTP 200 {error.describe()}): {_CONFIG_HINT}"
+        msg = (
+            f"agent {agent}: Kaleyra refused the request "
+            f"(HTTP 200 {error.describe()}): {_CONFIG_HINT}"
+        )
         raise ConfigurationRejected(msg)
     if code is not None and code != SUCCESS_CODE:
         msg = (
@@ -283,7 +287,7 @@ class TestersClient:
         cap = self._settings.max_retry_wait_seconds
         if retry_after is not None:
             return min(retry_after, cap)
-        exponential = self._settings.retry_backoff_seconds * 2**attempt
+        exponential = self._settings.retry_backoff_seconds * 2.0**attempt
         return min(cap, exponential) * random.uniform(0.5, 1.0)  # noqa: S311
 
     def _attempt(self, agent: str) -> list[t.Any] | Retry:
@@ -337,9 +341,7 @@ class TestersClient:
                 raise RetriesExhausted(msg)
             if status == 429:  # noqa: PLR2004
                 self._pacer.hold_all(
-                    retry_after
-                    if retry_after is not None
-                    else self._settings.retry_backoff_seconds
+                    retry_after if retry_after is not None else self._settings.retry_backoff_seconds
                 )
             return Retry(f"HTTP {status} {detail}", retry_after)
         if 300 <= status < 400:  # noqa: PLR2004
@@ -351,7 +353,10 @@ class TestersClient:
             )
             raise ConfigurationRejected(msg)
         if status in _CONFIG_STATUSES or error.code == CHANNEL_NOT_ENABLED_CODE:
-            msg = f"agent {agent}: Kaleyra refused the request (HTTP {status} {detail}): {_CONFIG_HINT}"
+            msg = (
+                f"agent {agent}: Kaleyra refused the request "
+                f"(HTTP {status} {detail}): {_CONFIG_HINT}"
+            )
             if status in {404, 405}:
                 msg += "; and that base_url/endpoint_path name the Get Tester By Agent endpoint"
             raise ConfigurationRejected(msg)
@@ -374,8 +379,14 @@ def _is_name_resolution_failure(exc: BaseException) -> bool:
 
 def _connection_failure(exc: requests.ConnectionError) -> str:
     text = str(exc)
-    for marker in ("Connection refused", "Connection reset", "Connection aborted",
-                   "RemoteDisconnected", "IncompleteRead", "Read timed out"):
+    for marker in (
+        "Connection refused",
+        "Connection reset",
+        "Connection aborted",
+        "RemoteDisconnected",
+        "IncompleteRead",
+        "Read timed out",
+    ):
         if marker in text:
             return marker.lower()
     return type(exc).__name__

@@ -43,9 +43,7 @@ class OrderedPrefetcher(t.Generic[T]):
         self._failed: int | None = None
         self._closed = False
         for number in range(min(workers, len(items))):
-            threading.Thread(
-                target=self._run, name=f"kaleyra-fetch-{number}", daemon=True
-            ).start()
+            threading.Thread(target=self._run, name=f"kaleyra-fetch-{number}", daemon=True).start()
 
     def _claim(self) -> int | None:
         with self._cond:

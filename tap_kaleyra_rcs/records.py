@@ -76,9 +76,7 @@ COERCERS: dict[str, t.Callable[[object], t.Any]] = {
 
 def epoch_millis_to_rfc3339(millis: int) -> str:
     """E.g. ``1769708507204`` -> ``"2026-01-29T17:41:47.204Z"`` (exact, no floats)."""
-    return (_EPOCH + timedelta(milliseconds=millis)).isoformat(
-        timespec="milliseconds"
-    ) + "Z"
+    return (_EPOCH + timedelta(milliseconds=millis)).isoformat(timespec="milliseconds") + "Z"
 
 
 @dataclass
@@ -96,10 +94,7 @@ def build_records(agent: str, raw_testers: list[t.Any]) -> AgentTesters:
     append = result.records.append
     for index, raw in enumerate(raw_testers):
         if not isinstance(raw, dict):
-            msg = (
-                f"agent {agent}: tester #{index} is a JSON {type(raw).__name__}, "
-                "not an object"
-            )
+            msg = f"agent {agent}: tester #{index} is a JSON {type(raw).__name__}, not an object"
             raise MalformedResponse(msg)
         record: dict[str, t.Any] = {}
         for name, value in raw.items():

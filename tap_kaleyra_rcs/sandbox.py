@@ -38,11 +38,22 @@ _CARRIERS = (0, 0, 0, 310, 311, 404)
 _JAN_2025_MS = 1_735_689_600_000
 _YEAR_MS = 365 * 24 * 3600 * 1000
 _REASONS = {
-    200: "OK", 301: "Moved Permanently", 302: "Found", 307: "Temporary Redirect",
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 429: "Too Many Requests",
-    500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout",
+    200: "OK",
+    301: "Moved Permanently",
+    302: "Found",
+    307: "Temporary Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 _ERROR_CODES = {400: "RCS904", 405: "RCS405", 500: "RCS500", 502: "RCS502"}
 
@@ -55,9 +66,8 @@ def default_agents(count: int) -> list[str]:
 def generate_testers(seed: int, agent: str, count: int) -> list[dict[str, t.Any]]:
     """The same ``count`` realistic testers for the same seed and agent, every time."""
     rng = random.Random(f"{seed}:{agent}")  # noqa: S311 - test data, not crypto
-    testers = []
-    for _ in range(count):
-        testers.append({
+    return [
+        {
             "phoneno": f"1{rng.randrange(10**9, 10**10)}",
             "test_status": rng.choice(_TEST_STATUSES),
             "status": rng.choice(_STATUSES),
@@ -66,8 +76,9 @@ def generate_testers(seed: int, agent: str, count: int) -> list[dict[str, t.Any]
             "override_dcs_check": rng.random() < 0.5,  # noqa: PLR2004
             "created_date": _JAN_2025_MS + rng.randrange(_YEAR_MS),
             "carrierid": rng.choice(_CARRIERS),
-        })
-    return testers
+        }
+        for _ in range(count)
+    ]
 
 
 class Scenario:
@@ -258,7 +269,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def log_message(self, format: str, *args: t.Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         """Stay quiet: tests read the tap's output, not the sandbox's."""
 
     def _send(
@@ -272,8 +283,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
     ) -> None:
         # One write for status line, headers and body keeps latency predictable.
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}"]
-        merged = {"Content-Type": content_type,
-                  "Content-Length": str(len(body) if declared_length is None else declared_length)}
+        merged = {
+            "Content-Type": content_type,
+            "Content-Length": str(len(body) if declared_length is None else declared_length),
+        }
         merged.update(headers or {})
         lines += [f"{name}: {value}" for name, value in merged.items()]
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
@@ -283,7 +296,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         code = code or _ERROR_CODES.get(status, f"RCS{status}")
         self._send(status, json.dumps({"code": code, "message": message}).encode())
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+    def do_GET(self) -> None:
         """Serve the API path, or a control endpoint."""
         parts = urlsplit(self.path)
         if parts.path == "/_sandbox/stats":
@@ -303,7 +316,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         finally:
             stats.finished(status)
 
-    def _answer(self, scenario: Scenario, agent: str) -> int:
+    def _answer(self, scenario: Scenario, agent: str) -> int:  # noqa: PLR0911 - one per rule
         if self.headers.get("api-key") != scenario.api_key:
             self.server.stats.bad_keys += 1
             self._send_error(401, "Invalid API key or SID", "RCS401")
@@ -347,19 +360,25 @@ class SandboxHandler(BaseHTTPRequestHandler):
             body = json.dumps(fault["body"]).encode()
         else:
             message = _REASONS.get(status, "Error")
-            body = json.dumps({"code": _ERROR_CODES.get(status, f"RCS{status}"),
-                               "message": message}).encode()
+            body = json.dumps(
+                {"code": _ERROR_CODES.get(status, f"RCS{status}"), "message": message}
+            ).encode()
         content_type = fault.get("content_type", "application/json")
         if kind == "reset":
             # Promise the whole body, send half, then close: a reset mid-body.
-            self._send(status, body[: len(body) // 2], content_type=content_type,
-                       declared_length=len(body), headers=fault.get("headers"))
+            self._send(
+                status,
+                body[: len(body) // 2],
+                content_type=content_type,
+                declared_length=len(body),
+                headers=fault.get("headers"),
+            )
             self.close_connection = True
             return status
         self._send(status, body, content_type=content_type, headers=fault.get("headers"))
         return status
 
-    def do_POST(self) -> None:  # noqa: N802 - the stdlib's naming
+    def do_POST(self) -> None:
         """Control endpoints; anything else is the API's wrong-method answer."""
         path = urlsplit(self.path).path
         length = int(self.headers.get("Content-Length") or 0)
@@ -380,9 +399,13 @@ def load_scenario(args: argparse.Namespace) -> Scenario:
     if args.scenario:
         with open(args.scenario, encoding="utf-8") as handle:  # noqa: PTH123
             spec = json.load(handle)
-    for option, key in (("seed", "seed"), ("agents", "agents"),
-                        ("testers", "testers_per_agent"), ("latency_ms", "latency_ms"),
-                        ("rate_limit", "rate_limit_per_second")):
+    for option, key in (
+        ("seed", "seed"),
+        ("agents", "agents"),
+        ("testers", "testers_per_agent"),
+        ("latency_ms", "latency_ms"),
+        ("rate_limit", "rate_limit_per_second"),
+    ):
         value = getattr(args, option)
         if value is not None:
             spec[key] = value

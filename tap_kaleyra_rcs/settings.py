@@ -12,6 +12,7 @@ import ipaddress
 import re
 import typing as t
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 POD_BASE_URLS: dict[str, str] = {
@@ -95,9 +96,7 @@ def _check_api_key(value: object, problems: list[str]) -> str:
         return ""
     key = value.strip()
     if not _API_KEY.fullmatch(key):
-        problems.append(
-            "api_key: contains spaces or non-printable characters; paste the key again"
-        )
+        problems.append("api_key: contains spaces or non-printable characters; paste the key again")
     return key
 
 
@@ -106,8 +105,7 @@ def _check_agent_numbers(value: object, problems: list[str]) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, list) or not value:
         problems.append(
-            "agent_numbers: required; give at least one agent service code, "
-            'e.g. ["48900"]'
+            'agent_numbers: required; give at least one agent service code, e.g. ["48900"]'
         )
         return ()
     seen: dict[str, None] = {}
@@ -122,9 +120,7 @@ def _check_agent_numbers(value: object, problems: list[str]) -> tuple[str, ...]:
         if not number:
             problems.append(f"agent_numbers[{index}]: is blank; remove it")
         elif not number.isprintable() or any(c.isspace() for c in number):
-            problems.append(
-                f"agent_numbers[{index}]: contains spaces or control characters"
-            )
+            problems.append(f"agent_numbers[{index}]: contains spaces or control characters")
         else:
             seen.setdefault(number, None)
     return tuple(seen)
@@ -177,13 +173,14 @@ def _check_number(
     if value is None:
         return default
     low, high = bounds
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         problems.append(f"{name}: must be a number between {low:g} and {high:g}")
         return default
-    if not low <= value <= high:
-        problems.append(f"{name}: must be between {low:g} and {high:g}, got {value:g}")
+    number = float(value)  # JSON config is read with Decimal for non-integers
+    if not low <= number <= high:
+        problems.append(f"{name}: must be between {low:g} and {high:g}, got {number:g}")
         return default
-    return float(value)
+    return number
 
 
 def _check_whole_number(
@@ -204,6 +201,7 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
 
     Raises:
         SettingsError: naming each unusable setting and what to do about it.
+
     """
     problems: list[str] = []
     sid = _check_sid(config.get("sid"), problems)
@@ -220,9 +218,7 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
         agent_numbers=agent_numbers,
         base_url=base_url,
         endpoint_path=endpoint_path,
-        request_timeout=_check_number(
-            config, "request_timeout", 30.0, (0.1, 600.0), problems
-        ),
+        request_timeout=_check_number(config, "request_timeout", 30.0, (0.1, 600.0), problems),
         max_retries=_check_whole_number(config, "max_retries", 5, (0, 20), problems),
         retry_backoff_seconds=_check_number(
             config, "retry_backoff_seconds", 1.0, (0.0, 60.0), problems
@@ -235,9 +231,7 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
         ),
         max_requests_per_second=None
         if rate is None
-        else _check_number(
-            config, "max_requests_per_second", 0.0, (0.01, 10000.0), problems
-        ),
+        else _check_number(config, "max_requests_per_second", 0.0, (0.01, 10000.0), problems),
     )
     if problems:
         raise SettingsError(problems)

@@ -45,8 +45,9 @@ class TestersStream(Stream):
         self._warned_fields: set[str] = set()
         # Records carry this version; it is activated only once every agent has
         # synced (see finalize_state_progress_markers), never at the start.
+        self._run_version: int | None = None
         if self.activates_version_at_end:
-            self._stream_version = int(time.time() * 1000)
+            self._run_version = self._stream_version = int(time.time() * 1000)
 
     @property
     def settings(self) -> Settings:
@@ -107,12 +108,12 @@ class TestersStream(Stream):
         self.logger.info("agent %s: %d testers", batch.agent, len(batch.records))
         return batch.records
 
-    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+    def finalize_state_progress_markers(self, state: dict[str, t.Any] | None = None) -> None:
         """Called by the SDK only after every partition synced without error.
 
         That is the one safe moment to activate the version: a target may now
         treat the testers it did not receive in this run as deleted.
         """
-        if self.activates_version_at_end and self.selected:
-            self._write_activate_version_message(self._stream_version)
+        if self._run_version is not None and self.selected:
+            self._write_activate_version_message(self._run_version)
         super().finalize_state_progress_markers(state)

@@ -54,7 +54,7 @@ class TapKaleyraRcs(Tap):
             required=True,
             title="Agent numbers",
             description=(
-                "Agent service codes to extract testers for, e.g. [\"48900\"]. Strings "
+                'Agent service codes to extract testers for, e.g. ["48900"]. Strings '
                 "or numbers; duplicates are dropped, order is kept."
             ),
         ),
@@ -101,14 +101,20 @@ class TapKaleyraRcs(Tap):
             th.IntegerType,
             default=5,
             title="Max retries",
-            description="Retries per agent for 408, 429, 500, 502, 503, 504, timeouts and dropped connections (0-20).",
+            description=(
+                "Retries per agent for 408, 429, 500, 502, 503, 504, timeouts and "
+                "dropped connections (0-20)."
+            ),
         ),
         th.Property(
             "retry_backoff_seconds",
             th.NumberType,
             default=1,
             title="Retry back-off (s)",
-            description="First back-off wait; it doubles per retry, with jitter, up to max_retry_wait_seconds.",
+            description=(
+                "First back-off wait; it doubles per retry, with jitter, up to "
+                "max_retry_wait_seconds."
+            ),
         ),
         th.Property(
             "max_retry_wait_seconds",
@@ -125,7 +131,10 @@ class TapKaleyraRcs(Tap):
             th.IntegerType,
             default=8,
             title="Concurrent agents",
-            description="How many agents are fetched at once (1 = one after another). Output order is always the configured order.",
+            description=(
+                "How many agents are fetched at once (1 = one after another). "
+                "Output order is always the configured order."
+            ),
         ),
         th.Property(
             "max_requests_per_second",
@@ -169,7 +178,7 @@ class TapKaleyraRcs(Tap):
         raise Interrupted(signum)
 
 
-class Interrupted(BaseException):  # noqa: N818 - reads as "the run was interrupted"
+class Interrupted(BaseException):
     """The process received SIGINT or SIGTERM."""
 
     def __init__(self, signum: int) -> None:

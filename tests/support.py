@@ -1,0 +1,114 @@
+"""Shared helpers: a sandbox on a thread, and the installed tap run as a subprocess."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import threading
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+from tap_kaleyra_rcs.sandbox import DEFAULT_API_KEY, DEFAULT_SID, SandboxServer, Scenario
+
+BIN = Path(sys.executable).parent
+TAP = str(BIN / "tap-kaleyra-rcs")
+SANDBOX = str(BIN / "tap-kaleyra-rcs-sandbox")
+SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "testers.json").read_text())
+
+
+class RunningSandbox:
+    """A sandbox server on a background thread, for one test."""
+
+    def __init__(self, spec: dict[str, t.Any] | None = None) -> None:
+        self.server = SandboxServer(0, Scenario(spec))
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.server.scenario
+
+    def use(self, spec: dict[str, t.Any]) -> None:
+        """Serve a new scenario from the next request on."""
+        self.server.scenario = Scenario(spec)
+
+    def stats(self) -> dict[str, t.Any]:
+        return self.server.stats.snapshot()
+
+    def config(self, **overrides: t.Any) -> dict[str, t.Any]:
+        """A tap config for this sandbox: every agent the scenario knows."""
+        config: dict[str, t.Any] = {
+            "sid": DEFAULT_SID,
+            "api_key": DEFAULT_API_KEY,
+            "agent_numbers": list(self.scenario.agents),
+            "base_url": self.url,
+            "retry_backoff_seconds": 0.01,
+        }
+        config.update(overrides)
+        return config
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class TapRun:
+    """What one run of the tap printed, parsed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @functools.cached_property
+    def messages(self) -> list[dict[str, t.Any]]:
+        """Every stdout line as a Singer message (each must be complete JSON)."""
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def of_type(self, kind: str) -> list[dict[str, t.Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    @property
+    def records(self) -> list[dict[str, t.Any]]:
+        return [m["record"] for m in self.of_type("RECORD")]
+
+    @property
+    def last_line(self) -> str:
+        lines = self.stderr.strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+def run_tap(
+    config: dict[str, t.Any] | None,
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> TapRun:
+    """Run the installed ``tap-kaleyra-rcs`` and parse every stdout line as JSON."""
+    command = [TAP]
+    if config is not None:
+        config_file = tmp_path / "config.json"
+        config_file.write_text(json.dumps(config))
+        command += ["--config", str(config_file)]
+    command += list(args)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KALEYRA_RCS_")}
+    full_env.update(env or {})
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=full_env, check=False
+    )
+    if config and config.get("api_key"):
+        # Every run, whatever it tests, also checks that the key never leaks.
+        assert config["api_key"] not in done.stdout
+        assert config["api_key"] not in done.stderr
+    return TapRun(done.returncode, done.stdout, done.stderr)

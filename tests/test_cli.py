@@ -1,0 +1,145 @@
+"""The SDK command line as users call it: about, discover, catalog, state, env, maps."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import TAP, run_tap
+
+
+@pytest.mark.parametrize("about_format", ["--format=json", "--format=markdown", None])
+def test_about_lists_every_setting(about_format):
+    done = subprocess.run(
+        [TAP, "--about", *([about_format] if about_format else [])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for setting in (
+        "sid",
+        "api_key",
+        "agent_numbers",
+        "pod",
+        "base_url",
+        "endpoint_path",
+        "request_timeout",
+        "max_retries",
+        "max_concurrent_agents",
+    ):
+        assert setting in done.stdout
+
+
+def test_about_marks_the_api_key_secret():
+    done = subprocess.run(
+        [TAP, "--about", "--format=json"], capture_output=True, text=True, check=True
+    )
+    settings = json.loads(done.stdout)["settings"]["properties"]
+    assert settings["api_key"].get("secret") is True
+    assert settings["sid"].get("secret") is not True
+
+
+def test_discover_gives_the_testers_stream_keyed_by_id(tmp_path):
+    run = run_tap({"sid": "x"}, tmp_path, "--discover")
+    assert run.returncode == 0
+    (stream,) = json.loads(run.stdout)["streams"]
+    assert stream["tap_stream_id"] == "testers"
+    assert stream["key_properties"] == ["id"]
+    assert set(stream["schema"]["properties"]) >= {"id", "created_at", "phoneno"}
+
+
+def test_a_catalog_can_deselect_a_field(sandbox, tmp_path):
+    api = sandbox({"agents": 1})
+    catalog = json.loads(run_tap(api.config(), tmp_path, "--discover").stdout)
+    for entry in catalog["streams"][0]["metadata"]:
+        if entry["breadcrumb"] == ["properties", "phoneno"]:
+            entry["metadata"]["selected"] = False
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+
+    run = run_tap(api.config(), tmp_path, "--catalog", str(tmp_path / "catalog.json"))
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 5
+    assert all("phoneno" not in r for r in run.records)
+
+
+def test_state_from_a_previous_run_is_accepted_and_all_testers_come_again(sandbox, tmp_path):
+    api = sandbox({"agents": 2})
+    first = run_tap(api.config(), tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps(first.of_type("STATE")[-1]["value"]))
+
+    second = run_tap(api.config(), tmp_path, "--state", str(tmp_path / "state.json"))
+    assert second.returncode == 0, second.stderr
+    assert [r["id"] for r in second.records] == [r["id"] for r in first.records]
+
+
+def test_config_from_environment_variables(sandbox, tmp_path):
+    api = sandbox({"agents": 2})
+    config = api.config()
+    env = {
+        "TAP_KALEYRA_RCS_SID": config["sid"],
+        "TAP_KALEYRA_RCS_API_KEY": config["api_key"],
+        "TAP_KALEYRA_RCS_AGENT_NUMBERS": '["48901", 48900]',
+        "TAP_KALEYRA_RCS_BASE_URL": config["base_url"],
+    }
+    run = run_tap(None, tmp_path, "--config", "ENV", env=env)
+    assert run.returncode == 0, run.stderr
+    assert config["api_key"] not in run.stdout + run.stderr
+    assert [r["agent_no"] for r in run.records][::5] == ["48901", "48900"]
+
+
+def test_a_stream_map_can_hash_the_phone_number(sandbox, tmp_path):
+    api = sandbox({"agents": 1})
+    maps = {"testers": {"phoneno": "md5(phoneno)"}}
+    run = run_tap(api.config(stream_maps=maps), tmp_path)
+    assert run.returncode == 0, run.stderr
+    originals = [t["phoneno"] for t in api.scenario.testers("48900")]
+    expected = [hashlib.md5(p.encode()).hexdigest() for p in originals]  # noqa: S324
+    assert [r["phoneno"] for r in run.records] == expected
+
+
+def test_flattening_still_emits_every_record(sandbox, tmp_path):
+    api = sandbox({"agents": 2})
+    run = run_tap(api.config(flattening_enabled=True, flattening_max_depth=1), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 10
+
+
+def test_python_dash_m_runs_the_same_tap(sandbox, tmp_path):
+    api = sandbox({"agents": 1})
+    (tmp_path / "config.json").write_text(json.dumps(api.config()))
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_kaleyra_rcs", "--config", str(tmp_path / "config.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count('"type":"RECORD"') == 5
+
+
+def test_bad_settings_are_reported_by_name_before_any_request(sandbox, tmp_path):
+    api = sandbox({"agents": 1})
+    config = api.config(
+        sid="ab/../cd", agent_numbers=["48900", "  "], pod="eu", base_url="http://kaleyra.example"
+    )
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    for setting in ("sid:", "agent_numbers[1]:", "pod:", "base_url:"):
+        assert setting in run.stderr
+    assert api.stats()["requests"] == 0
+
+
+def test_debug_logging_never_shows_the_api_key(sandbox, tmp_path):
+    api = sandbox({"agents": 2, "agent_overrides": {"48901": {"faults": [{"status": 503}]}}})
+    run = run_tap(
+        api.config(), tmp_path, env={"TAP_KALEYRA_RCS_LOG_LEVEL": "DEBUG", "LOGLEVEL": "DEBUG"}
+    )
+    assert run.returncode == 0, run.stderr
+    assert "DEBUG" in run.stderr
+    assert api.config()["api_key"] not in run.stdout + run.stderr

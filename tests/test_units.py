@@ -1,0 +1,153 @@
+"""Small pieces of the HTTP and record layers, without a server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from email.utils import formatdate
+
+import pytest
+
+from tap_kaleyra_rcs.client import (
+    AgentRequestFailed,
+    MalformedResponse,
+    RequestPacer,
+    decode_testers,
+    retry_after_seconds,
+    safe_snippet,
+)
+from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
+from tap_kaleyra_rcs.records import build_records, epoch_millis_to_rfc3339
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    assert retry_after_seconds("7") == 7
+    assert retry_after_seconds(" 1.5 ") == 1.5
+    now = time.time()
+    assert retry_after_seconds(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(
+        30, abs=1
+    )
+    assert retry_after_seconds(formatdate(now - 30, usegmt=True), now=now) == 0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "Thu, 99 Foo 2026"])
+def test_retry_after_that_cannot_be_read_is_ignored(value):
+    assert retry_after_seconds(value) is None
+
+
+def test_snippets_are_short_single_line_and_never_hold_the_secret():
+    body = b"<html>\n<p>key=SECRET123 rejected</p>\x00" + b"x" * 500
+    snippet = safe_snippet(body, "SECRET123")
+    assert "SECRET123" not in snippet
+    assert "\n" not in snippet
+    assert len(snippet) < 140
+    assert safe_snippet(b"\xff\xfe\x00", "") != ""
+
+
+def test_decode_testers_requires_the_success_code_for_an_empty_answer():
+    assert decode_testers(b'{"code":"RCS902","data":null}', "1", "") == []
+    assert decode_testers(b'{"data":[{"id":"a"}]}', "1", "") == [{"id": "a"}]
+    with pytest.raises(MalformedResponse):
+        decode_testers(b'{"message":"ok"}', "1", "")
+    with pytest.raises(AgentRequestFailed, match="RCS500"):
+        decode_testers(b'{"code":"RCS500","message":"Internal","data":[]}', "1", "")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code":"RCS902","data":{"id":"a"}}',
+        b'{"code":"RCS902","data":"none"}',
+        b"[]",
+        b"\xff\xfe",
+    ],
+)
+def test_decode_testers_refuses_wrong_shapes(body):
+    with pytest.raises(MalformedResponse, match="agent 9"):
+        decode_testers(body, "9", "")
+
+
+def test_epoch_millis_convert_exactly():
+    assert epoch_millis_to_rfc3339(0) == "1970-01-01T00:00:00.000Z"
+    assert epoch_millis_to_rfc3339(1769708507204) == "2026-01-29T17:41:47.204Z"
+    assert epoch_millis_to_rfc3339(-1) == "1969-12-31T23:59:59.999Z"
+
+
+def test_an_impossible_timestamp_fails_naming_the_agent():
+    with pytest.raises(MalformedResponse, match="agent 5"):
+        build_records("5", [{"id": "a", "created_date": 10**20}])
+
+
+def test_records_are_not_objects_fails():
+    with pytest.raises(MalformedResponse, match="tester #1 is a JSON list"):
+        build_records("5", [{"id": "a"}, [1, 2]])
+
+
+def test_pacer_spaces_requests_by_the_rate_limit():
+    clock = [100.0]
+    waits: list[float] = []
+    pacer = RequestPacer(4, clock=lambda: clock[0], sleep=waits.append)
+    for _ in range(3):
+        pacer.wait_turn()
+    assert waits == [0.25, 0.5]
+
+
+def test_pacer_hold_delays_every_caller():
+    clock = [0.0]
+    waits: list[float] = []
+    pacer = RequestPacer(None, clock=lambda: clock[0], sleep=waits.append)
+    pacer.wait_turn()
+    pacer.hold_all(2)
+    pacer.wait_turn()
+    pacer.wait_turn()
+    assert waits == [2, 2]
+
+
+def test_prefetcher_returns_results_in_order_whatever_finishes_first():
+    items = [str(i) for i in range(12)]
+
+    def slow_for_early(item: str) -> str:
+        time.sleep(0.02 * (12 - int(item)) / 12)
+        return f"r{item}"
+
+    fetcher = OrderedPrefetcher(items, slow_for_early, workers=4, window=6)
+    assert [fetcher.take(item) for item in items] == [f"r{i}" for i in items]
+
+
+def test_prefetcher_holds_no_more_than_its_window():
+    started: list[str] = []
+    gate = threading.Event()
+
+    def work(item: str) -> str:
+        started.append(item)
+        gate.wait(5)
+        return item
+
+    items = [str(i) for i in range(20)]
+    fetcher = OrderedPrefetcher(items, work, workers=3, window=5)
+    time.sleep(0.1)
+    assert len(started) == 3
+    gate.set()
+    assert fetcher.take("0") == "0"
+    time.sleep(0.1)
+    assert len(started) <= 6, "no more than window items ahead of the consumer"
+    fetcher.close()
+
+
+def test_prefetcher_raises_the_first_failure_and_starts_no_new_work():
+    started: list[str] = []
+
+    def work(item: str) -> str:
+        started.append(item)
+        if item == "2":
+            raise ValueError(item)
+        time.sleep(0.05)
+        return item
+
+    items = [str(i) for i in range(50)]
+    fetcher = OrderedPrefetcher(items, work, workers=2, window=4)
+    assert [fetcher.take(item) for item in items[:2]] == ["0", "1"]
+    with pytest.raises(ValueError, match="2"):
+        fetcher.take("2")
+    time.sleep(0.1)
+    assert len(started) < 10
