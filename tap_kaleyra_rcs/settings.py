@@ -128,7 +128,7 @@ def _check_agent_numbers(value: object, problems: list[str]) -> tuple[str, ...]:
 
 def _check_base_url(config: t.Mapping[str, t.Any], problems: list[str]) -> str:
     pod = config.get("pod") or "in"
-    if not isinstance(pod, str) or pod.strip().lower() not in POD_BASE_URLS:
+    if pod not in POD_BASE_URLS:
         problems.append(
             f"pod: must be one of {', '.join(POD_BASE_URLS)} "
             "(in = rest of the world, na = North America)"
@@ -136,7 +136,7 @@ def _check_base_url(config: t.Mapping[str, t.Any], problems: list[str]) -> str:
         pod = "in"
     base_url = config.get("base_url")
     if base_url in {None, ""}:
-        return POD_BASE_URLS[pod.strip().lower()]
+        return POD_BASE_URLS[pod]
     if not isinstance(base_url, str):
         problems.append("base_url: must be a URL such as https://rcs-api.na.kaleyra.ai")
         return ""

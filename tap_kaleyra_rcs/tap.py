@@ -137,6 +137,17 @@ class TapKaleyraRcs(Tap):
             ),
         ),
         th.Property(
+            "emit_activate_version_messages",
+            th.BooleanType,
+            default=False,
+            title="Emit ACTIVATE_VERSION",
+            description=(
+                "Send one ACTIVATE_VERSION message after every agent has synced, so "
+                "targets that honour it mark testers missing from this run as deleted. "
+                "Never sent by a run that fails or is interrupted."
+            ),
+        ),
+        th.Property(
             "max_requests_per_second",
             th.NumberType,
             title="Max requests per second",

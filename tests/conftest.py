@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 import typing as t
+from pathlib import Path
 
 import pytest
 
 from tests.support import RunningSandbox
+from tests.warehouses import MELTANO, ROOT, Postgres
 
 
 @pytest.fixture
@@ -22,3 +28,30 @@ def sandbox() -> t.Iterator[t.Callable[..., RunningSandbox]]:
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def meltano_plugins() -> None:
+    """Install the plugins meltano.yml defines, once per test session."""
+    done = subprocess.run(
+        [MELTANO, "--log-level=warning", "install"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "KALEYRA_SANDBOX_PORT": "0"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> t.Iterator[Postgres]:
+    """One PostgreSQL server for the session; each test uses its own schema."""
+    # Not under pytest's tmp dir: its 0700 parents would lock out the postgres user.
+    base = Path(tempfile.mkdtemp(prefix="kaleyra-pg-"))
+    try:
+        server = Postgres(base)
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -181,3 +181,17 @@ def test_connection_refused_is_retried_then_reported(tmp_path):
     run = run_tap(config, tmp_path)
 
     _assert_clean_failure(run, "agent 1", "gave up after 2 attempts", "connection refused")
+
+
+def test_a_redirect_is_not_followed_so_the_key_never_reaches_another_host(sandbox, tmp_path):
+    elsewhere = sandbox({"agents": 1, "api_key": "the-other-hosts-key"})
+    location = f"{elsewhere.url}/v1/SANDBOX0000SID01/rcs/agenttester/testersbyagent"
+    api = sandbox(
+        _faults(
+            {"status": 302, "headers": {"Location": location}, "body_text": "", "times": "always"}
+        )
+    )
+    run = run_tap(api.config(**FAST_RETRIES), tmp_path)
+
+    _assert_clean_failure(run, "HTTP 302", "redirect", "127.0.0.1", "base_url")
+    assert elsewhere.stats()["requests"] == 0

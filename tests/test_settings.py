@@ -32,7 +32,7 @@ def test_defaults_use_the_in_pod_and_the_documented_path():
 
 
 def test_the_na_pod_chooses_the_na_base_url():
-    assert parse_settings({**VALID, "pod": "NA"}).base_url == "https://rcs-api.na.kaleyra.io"
+    assert parse_settings({**VALID, "pod": "na"}).base_url == "https://rcs-api.na.kaleyra.io"
 
 
 def test_base_url_overrides_the_pod_and_loses_its_trailing_slash():

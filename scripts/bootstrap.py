@@ -1,0 +1,78 @@
+"""Create the project's virtual environment and install the project into it.
+
+Used by ``demo.py`` and ``test.py`` so that each is one command on a machine that
+has nothing but Python 3.10+. Standard library only: it runs before anything is
+installed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def say(message: str) -> None:
+    """Progress lines go to stderr so stdout stays for results."""
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def run(*command: str | Path, quiet: bool = False, env: dict[str, str] | None = None) -> None:
+    """Run a command from the project root; stop with its status if it fails."""
+    done = subprocess.run(
+        [str(part) for part in command],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL if quiet else None,
+    )
+    if done.returncode != 0:
+        say(f"failed ({done.returncode}): {' '.join(str(p) for p in command)}")
+        raise SystemExit(done.returncode)
+
+
+def ensure_environment(extra: str) -> Path:
+    """Make ``.venv`` (once) and install this checkout with ``extra``; return its bin dir."""
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file runs on any python3
+        raise SystemExit("Python 3.10 or newer is needed")
+    if not (BIN / "python").exists():
+        say(f"creating {VENV.relative_to(ROOT)}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    say(f"installing tap-kaleyra-rcs[{extra}] into {VENV.relative_to(ROOT)}")
+    run(
+        BIN / "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        f".[{extra}]",
+        quiet=True,
+    )
+    return BIN
+
+
+def continue_in_environment(extra: str) -> None:
+    """Install (see :func:`ensure_environment`), then re-run this script with .venv's Python.
+
+    Returns only once the script runs inside ``.venv``, where the project's
+    dependencies can be imported.
+    """
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    os.environ.setdefault("KALEYRA_SETUP_STARTED", repr(time.time()))
+    python = ensure_environment(extra) / "python"
+    os.execv(python, [str(python), *sys.argv])  # noqa: S606 - our own interpreter
+
+
+def meltano_install(env: dict[str, str]) -> None:
+    """Install the plugins meltano.yml defines (each in its own environment)."""
+    say("meltano install (tap, target-duckdb, target-postgres, target-jsonl)")
+    run(BIN / "meltano", "--log-level=warning", "install", quiet=True, env=env)

@@ -1,0 +1,122 @@
+"""The project's promises outside the tap: README, packaging and the demo command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.support import BIN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_settings_table_matches_about_output():
+    done = subprocess.run(
+        [sys.executable, "scripts/readme_settings.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+
+
+def test_the_wheel_carries_the_schema(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("tap_kaleyra_rcs-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "tap_kaleyra_rcs/schemas/testers.json" in names
+
+
+def test_the_installed_tap_loads_its_schema_from_the_package():
+    done = subprocess.run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "import tap_kaleyra_rcs.records as r, importlib.resources as ir;"
+            "p = ir.files('tap_kaleyra_rcs') / 'schemas' / 'testers.json';"
+            "print(p.is_file(), sorted(r.load_schema()['properties'])[0])",
+        ],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["True", "agent_no"]
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("meltano_plugins")
+def test_demo_prints_the_summary_and_leaves_no_process(tmp_path):
+    env = {
+        **os.environ,
+        "TARGET_DUCKDB_FILEPATH": str(tmp_path / "demo.duckdb"),
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+    }
+    done = subprocess.run(
+        [str(BIN / "python"), "scripts/demo.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "240 testers from 6 agents" in done.stdout
+    total_line = next(line for line in done.stdout.splitlines() if line.startswith("all "))
+    assert total_line.split()[-1] == "240"
+    assert _sandboxes_running() == []
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("meltano_plugins")
+def test_demo_stops_the_sandbox_when_the_pipeline_fails(tmp_path):
+    env = {
+        **os.environ,
+        "TARGET_DUCKDB_FILEPATH": str(tmp_path / "demo.duckdb"),
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        "TAP_KALEYRA_RCS_API_KEY": "a-wrong-key",
+        "TAP_KALEYRA_RCS_MAX_RETRIES": "0",
+    }
+    done = subprocess.run(
+        [str(BIN / "python"), "scripts/demo.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert _sandboxes_running() == []
+
+
+def _sandboxes_running() -> list[str]:
+    found = subprocess.run(
+        ["pgrep", "-f", "tap-kaleyra-rcs-sandbox --port 0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.split()
