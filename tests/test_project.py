@@ -48,14 +48,13 @@ def test_the_wheel_carries_the_schema(tmp_path):
 
 
 def test_the_installed_tap_loads_its_schema_from_the_package():
+    program = (
+        "import tap_kaleyra_rcs.records as r, importlib.resources as ir;"
+        "p = ir.files('tap_kaleyra_rcs') / 'schemas' / 'testers.json';"
+        "print(p.is_file(), sorted(r.load_schema()['properties'])[0])"
+    )
     done = subprocess.run(
-        [
-            str(BIN / "python"),
-            "-c",
-            "import tap_kaleyra_rcs.records as r, importlib.resources as ir;"
-            "p = ir.files('tap_kaleyra_rcs') / 'schemas' / 'testers.json';"
-            "print(p.is_file(), sorted(r.load_schema()['properties'])[0])",
-        ],
+        [str(BIN / "python"), "-c", program],
         cwd="/",
         capture_output=True,
         text=True,
