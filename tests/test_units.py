@@ -146,8 +146,28 @@ def test_prefetcher_raises_the_first_failure_and_starts_no_new_work():
 
     items = [str(i) for i in range(50)]
     fetcher = OrderedPrefetcher(items, work, workers=2, window=4)
-    assert [fetcher.take(item) for item in items[:2]] == ["0", "1"]
     with pytest.raises(ValueError, match="2"):
-        fetcher.take("2")
+        _take_all(fetcher, items)
     time.sleep(0.1)
     assert len(started) < 10
+
+
+def _take_all(fetcher: OrderedPrefetcher[str], items: list[str]) -> list[str]:
+    return [fetcher.take(item) for item in items]
+
+
+def test_prefetcher_raises_a_failure_without_waiting_for_slower_earlier_items():
+    release = threading.Event()
+
+    def work(item: str) -> str:
+        if item == "1":
+            raise ValueError(item)
+        release.wait(5)
+        return item
+
+    fetcher = OrderedPrefetcher(["0", "1", "2"], work, workers=2, window=2)
+    started = time.monotonic()
+    with pytest.raises(ValueError, match="1"):
+        fetcher.take("0")
+    assert time.monotonic() - started < 2
+    release.set()
