@@ -76,28 +76,25 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _check_sid(value: object, problems: list[str]) -> str:
-    if not isinstance(value, str) or not value.strip():
-        problems.append("sid: required; set it to the account SID shown in kaleyra.io")
-        return ""
-    sid = value.strip()
-    if not _SID.fullmatch(sid):
-        problems.append(
-            "sid: must contain only letters and digits (it is placed in the URL "
-            "path); copy the account SID from kaleyra.io"
-        )
-    return sid
+def _check_token(
+    value: object,
+    name: str,
+    pattern: re.Pattern[str],
+    messages: tuple[str, str],
+    problems: list[str],
+) -> str:
+    """A required single-token string; ``messages`` are (missing, malformed) hints.
 
-
-def _check_api_key(value: object, problems: list[str]) -> str:
-    # Never echo the value: even a wrong key may be a real secret.
+    The value itself is never echoed: a wrong API key may still be a real secret.
+    """
+    missing, malformed = messages
     if not isinstance(value, str) or not value.strip():
-        problems.append("api_key: required; create an API key in kaleyra.io")
+        problems.append(f"{name}: required; {missing}")
         return ""
-    key = value.strip()
-    if not _API_KEY.fullmatch(key):
-        problems.append("api_key: contains spaces or non-printable characters; paste the key again")
-    return key
+    token = value.strip()
+    if not pattern.fullmatch(token):
+        problems.append(f"{name}: {malformed}")
+    return token
 
 
 def _check_agent_numbers(value: object, problems: list[str]) -> tuple[str, ...]:
@@ -204,8 +201,29 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
 
     """
     problems: list[str] = []
-    sid = _check_sid(config.get("sid"), problems)
-    api_key = _check_api_key(config.get("api_key"), problems)
+    sid = _check_token(
+        config.get("sid"),
+        "sid",
+        _SID,
+        (
+            "set it to the account SID shown in kaleyra.io",
+            (
+                "must contain only letters and digits (it is placed in the URL path); "
+                "copy the account SID from kaleyra.io"
+            ),
+        ),
+        problems,
+    )
+    api_key = _check_token(
+        config.get("api_key"),
+        "api_key",
+        _API_KEY,
+        (
+            "create an API key in kaleyra.io",
+            "contains spaces or non-printable characters; paste the key again",
+        ),
+        problems,
+    )
     agent_numbers = _check_agent_numbers(config.get("agent_numbers"), problems)
     base_url = _check_base_url(config, problems)
     endpoint_path = config.get("endpoint_path") or ENDPOINT_PATHS[0]

@@ -6,207 +6,208 @@ DuckDB file and a real PostgreSQL server; the sandbox API on 127.0.0.1.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import signal
 import subprocess
+import typing as t
 import uuid
+from dataclasses import dataclass
 
 import duckdb
 import pytest
 import yaml
 
-from tests.support import TAP
+from tests.support import TAP, RunningSandbox
 from tests.warehouses import ROOT, meltano_env, meltano_run, meltano_start, wait_until
+
+if t.TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.warehouses import Postgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
 
 AGENTS = ["48900", "48901", "48902", "48903", "48904", "48905"]
+ALL_TESTERS = len(AGENTS) * 8
 
 
 def _spec(**agent_overrides: dict) -> dict:
     return {"agents": AGENTS, "testers_per_agent": 8, "agent_overrides": agent_overrides}
 
 
-def _expected_ids(api) -> set[str]:
-    return {t["id"] for agent in AGENTS for t in api.scenario.testers(agent)}
+@dataclass
+class Pipeline:
+    """The sandbox, one Meltano environment and one warehouse, for one test."""
 
+    api: RunningSandbox
+    env: dict[str, str]
+    tmp_path: Path
+    postgres: Postgres | None = None
+    schema: str = ""
 
-def _duckdb_rows(env, sql: str) -> list[tuple]:
-    with duckdb.connect(env["TARGET_DUCKDB_FILEPATH"], read_only=True) as db:
-        return db.sql(sql).fetchall()
+    def run(self, target: str, tap: str = "tap-kaleyra-rcs") -> subprocess.CompletedProcess[str]:
+        return meltano_run(self.env, tap, target)
+
+    def run_ok(self, target: str, tap: str = "tap-kaleyra-rcs") -> None:
+        done = self.run(target, tap)
+        assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-2000:]
+
+    def expected_ids(self) -> set[str]:
+        return {tester["id"] for agent in AGENTS for tester in self.api.scenario.testers(agent)}
+
+    def duckdb_rows(self, sql: str) -> list[tuple]:
+        with duckdb.connect(self.env["TARGET_DUCKDB_FILEPATH"], read_only=True) as db:
+            return db.sql(sql).fetchall()
+
+    def pg_testers(self) -> dict[str, dict[str, str]]:
+        """Every row of the PostgreSQL table; deleted_at is '' when not deleted."""
+        assert self.postgres is not None
+        rows = self.postgres.psql(
+            "select id, test_status, status, coalesce(_sdc_deleted_at::text, '') "
+            f"from {self.schema}.testers"
+        )
+        return {r[0]: {"test_status": r[1], "status": r[2], "deleted_at": r[3]} for r in rows}
+
+    def pg_deleted_ids(self) -> list[str]:
+        return [tester_id for tester_id, row in self.pg_testers().items() if row["deleted_at"]]
 
 
 @pytest.fixture
-def pg_env(postgres, tmp_path):
-    """Meltano environment variables pointing target-postgres at a fresh schema."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    return schema, {
-        "TARGET_POSTGRES_HOST": "127.0.0.1",
-        "TARGET_POSTGRES_PORT": str(postgres.port),
-        "TARGET_POSTGRES_USER": "postgres",
-        "TARGET_POSTGRES_PASSWORD": "unused-with-trust-auth",
-        "TARGET_POSTGRES_DATABASE": "warehouse",
-        "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
-    }
-
-
-def _pg_testers(postgres, schema: str) -> dict[str, dict[str, str]]:
-    rows = postgres.psql(
-        f"select id, test_status, agent_no, coalesce(_sdc_deleted_at::text, '') "
-        f"from {schema}.testers"
-    )
-    return {r[0]: {"test_status": r[1], "agent_no": r[2], "deleted_at": r[3]} for r in rows}
-
-
-def _assert_ok(done: subprocess.CompletedProcess[str]) -> None:
-    assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-2000:]
-
-
-def test_duckdb_twice_gives_no_duplicates_and_the_right_values(sandbox, tmp_path):
+def pipeline(sandbox, tmp_path) -> Pipeline:
     api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-duckdb"))
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-duckdb"))
+    return Pipeline(api, meltano_env(tmp_path, api.url), tmp_path)
 
-    rows = _duckdb_rows(
-        env, "select id, agent_no, test_status, created_date, created_at from kaleyra.testers"
+
+@pytest.fixture
+def pg_pipeline(sandbox, tmp_path, postgres) -> Pipeline:
+    """A pipeline into a fresh PostgreSQL schema, after one successful first run."""
+    api = sandbox(_spec())
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    env = meltano_env(
+        tmp_path,
+        api.url,
+        TARGET_POSTGRES_HOST="127.0.0.1",
+        TARGET_POSTGRES_PORT=str(postgres.port),
+        TARGET_POSTGRES_USER="postgres",
+        TARGET_POSTGRES_PASSWORD="unused-with-trust-auth",  # noqa: S106
+        TARGET_POSTGRES_DATABASE="warehouse",
+        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
     )
-    assert len(rows) == len(AGENTS) * 8
-    assert {r[0] for r in rows} == _expected_ids(api)
-    by_id = {r[0]: r for r in rows}
+    pipeline = Pipeline(api, env, tmp_path, postgres, schema)
+    pipeline.run_ok("target-postgres")
+    return pipeline
+
+
+def test_duckdb_twice_gives_no_duplicates_and_the_right_values(pipeline):
+    pipeline.run_ok("target-duckdb")
+    pipeline.run_ok("target-duckdb")
+
+    rows = pipeline.duckdb_rows(
+        "select id, agent_no, test_status, created_date, created_at from kaleyra.testers"
+    )
+    assert len(rows) == ALL_TESTERS
+    assert {r[0] for r in rows} == pipeline.expected_ids()
+    by_id = {r[0]: r[1:] for r in rows}
     for agent in AGENTS:
-        for tester in api.scenario.testers(agent):
-            _, agent_no, test_status, created_date, created_at = by_id[tester["id"]]
+        for tester in pipeline.api.scenario.testers(agent):
+            agent_no, test_status, created_date, created_at = by_id[tester["id"]]
             assert (agent_no, test_status, created_date) == (
                 agent,
                 tester["test_status"],
                 tester["created_date"],
             )
-            assert int(created_at.timestamp() * 1000) == tester["created_date"] or (
-                created_at.tzinfo is None
-                and round((created_at - created_at.__class__(1970, 1, 1)).total_seconds() * 1000)
-                == tester["created_date"]
-            )
+            # DuckDB's TIMESTAMP is naive UTC: it must be the same instant, to the ms.
+            epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc).replace(tzinfo=None)
+            millis = (created_at - epoch) // dt.timedelta(milliseconds=1)
+            assert millis == tester["created_date"]
 
 
-def test_duckdb_shows_a_changed_test_status_after_the_next_run(sandbox, tmp_path):
-    api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-duckdb"))
-    changed = api.scenario.testers("48902")[3]["id"]
-    api.use(_spec(**{"48902": {"set": {"3": {"test_status": "REVOKED"}}}}))
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-duckdb"))
+def test_duckdb_shows_a_changed_test_status_after_the_next_run(pipeline):
+    pipeline.run_ok("target-duckdb")
+    changed = pipeline.api.scenario.testers("48902")[3]["id"]
+    pipeline.api.use(_spec(**{"48902": {"set": {"3": {"test_status": "REVOKED"}}}}))
+    pipeline.run_ok("target-duckdb")
 
-    rows = _duckdb_rows(env, "select id, test_status from kaleyra.testers")
-    assert len(rows) == len(AGENTS) * 8
+    rows = pipeline.duckdb_rows("select id, test_status from kaleyra.testers")
+    assert len(rows) == ALL_TESTERS
     assert dict(rows)[changed] == "REVOKED"
 
 
-def test_hashed_phones_variant_never_lands_a_clear_number(sandbox, tmp_path):
-    api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs--hashed-phones", "target-duckdb"))
+def test_hashed_phones_variant_never_lands_a_clear_number(pipeline):
+    pipeline.run_ok("target-duckdb", tap="tap-kaleyra-rcs--hashed-phones")
 
-    landed = dict(_duckdb_rows(env, "select id, phoneno from kaleyra.testers"))
+    landed = dict(pipeline.duckdb_rows("select id, phoneno from kaleyra.testers"))
+    assert len(landed) == ALL_TESTERS
     for agent in AGENTS:
-        for tester in api.scenario.testers(agent):
+        for tester in pipeline.api.scenario.testers(agent):
             assert landed[tester["id"]] == hashlib.sha256(tester["phoneno"].encode()).hexdigest()
 
 
-def test_jsonl_target_gets_every_tester(sandbox, tmp_path):
-    api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-jsonl"))
+def test_jsonl_target_gets_every_tester(pipeline):
+    pipeline.run_ok("target-jsonl")
 
-    lines = (tmp_path / "testers.jsonl").read_text().splitlines()
-    assert {json.loads(line)["id"] for line in lines} == _expected_ids(api)
+    lines = (pipeline.tmp_path / "testers.jsonl").read_text().splitlines()
+    assert {json.loads(line)["id"] for line in lines} == pipeline.expected_ids()
 
 
-def test_postgres_twice_gives_no_duplicates(sandbox, tmp_path, postgres, pg_env):
-    schema, extra = pg_env
-    api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url, **extra)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
+def test_postgres_twice_gives_no_duplicates(pg_pipeline):
+    pg_pipeline.run_ok("target-postgres")
 
-    assert postgres.psql(f"select count(*), count(distinct id) from {schema}.testers") == [
-        [str(len(AGENTS) * 8)] * 2
-    ]
-    testers = _pg_testers(postgres, schema)
-    assert set(testers) == _expected_ids(api)
-    assert all(t["deleted_at"] == "" for t in testers.values())
+    assert pg_pipeline.postgres.psql(
+        f"select count(*), count(distinct id) from {pg_pipeline.schema}.testers"
+    ) == [[str(ALL_TESTERS)] * 2]
+    assert set(pg_pipeline.pg_testers()) == pg_pipeline.expected_ids()
+    assert pg_pipeline.pg_deleted_ids() == []
 
 
-def test_postgres_shows_a_changed_test_status_after_the_next_run(
-    sandbox, tmp_path, postgres, pg_env
-):
-    schema, extra = pg_env
-    api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url, **extra)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
-    changed = api.scenario.testers("48900")[0]["id"]
-    api.use(_spec(**{"48900": {"set": {"0": {"test_status": "REJECTED", "status": "INACTIVE"}}}}))
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
+def test_postgres_shows_a_changed_test_status_after_the_next_run(pg_pipeline):
+    changed = pg_pipeline.api.scenario.testers("48900")[0]["id"]
+    pg_pipeline.api.use(
+        _spec(**{"48900": {"set": {"0": {"test_status": "REJECTED", "status": "INACTIVE"}}}})
+    )
+    pg_pipeline.run_ok("target-postgres")
 
-    assert _pg_testers(postgres, schema)[changed]["test_status"] == "REJECTED"
-    assert postgres.psql(f"select status from {schema}.testers where id = '{changed}'") == [
-        ["INACTIVE"]
-    ]
+    row = pg_pipeline.pg_testers()[changed]
+    assert (row["test_status"], row["status"]) == ("REJECTED", "INACTIVE")
 
 
-def test_postgres_marks_a_removed_tester_deleted_after_the_next_run(
-    sandbox, tmp_path, postgres, pg_env
-):
-    schema, extra = pg_env
-    api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url, **extra)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
-    removed = api.scenario.testers("48903")[5]["id"]
-    api.use(_spec(**{"48903": {"remove": [5]}}))
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
+def test_postgres_marks_a_removed_tester_deleted_after_the_next_run(pg_pipeline):
+    removed = pg_pipeline.api.scenario.testers("48903")[5]["id"]
+    pg_pipeline.api.use(_spec(**{"48903": {"remove": [5]}}))
+    pg_pipeline.run_ok("target-postgres")
 
-    testers = _pg_testers(postgres, schema)
-    assert len(testers) == len(AGENTS) * 8, "soft delete keeps the row"
-    assert testers[removed]["deleted_at"] != ""
-    assert [i for i, t in testers.items() if t["deleted_at"]] == [removed]
+    assert len(pg_pipeline.pg_testers()) == ALL_TESTERS, "soft delete keeps the row"
+    assert pg_pipeline.pg_deleted_ids() == [removed]
 
 
-@pytest.mark.parametrize("failure", ["auth", "retries_exhausted"])
-def test_postgres_a_failed_run_marks_nothing_deleted(sandbox, tmp_path, postgres, pg_env, failure):
-    schema, extra = pg_env
-    api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url, **extra)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
-    removed = api.scenario.testers("48900")[0]["id"]
+@pytest.mark.parametrize("status", [401, 503], ids=["auth", "retries_exhausted"])
+def test_postgres_a_failed_run_marks_nothing_deleted(pg_pipeline, status):
+    removed = pg_pipeline.api.scenario.testers("48900")[0]["id"]
     # Agent 48900 now lacks a tester, and a later agent fails: no deletion may happen.
-    if failure == "auth":
-        faults = {"faults": [{"status": 401, "times": "always"}]}
-    else:
-        faults = {"faults": [{"status": 503, "times": "always"}]}
-    api.use(_spec(**{"48900": {"remove": [0]}, "48904": faults}))
-    failed = meltano_run(env, "tap-kaleyra-rcs", "target-postgres")
+    failing = {"faults": [{"status": status, "times": "always"}]}
+    pg_pipeline.api.use(_spec(**{"48900": {"remove": [0]}, "48904": failing}))
+    failed = pg_pipeline.run("target-postgres")
 
     assert failed.returncode != 0
     assert "agent 48904" in failed.stderr + failed.stdout
-    testers = _pg_testers(postgres, schema)
-    assert len(testers) == len(AGENTS) * 8
-    assert all(t["deleted_at"] == "" for t in testers.values())
+    assert len(pg_pipeline.pg_testers()) == ALL_TESTERS
+    assert pg_pipeline.pg_deleted_ids() == []
 
-    api.use(_spec(**{"48900": {"remove": [0]}}))
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
-    assert [i for i, t in _pg_testers(postgres, schema).items() if t["deleted_at"]] == [removed]
+    pg_pipeline.api.use(_spec(**{"48900": {"remove": [0]}}))
+    pg_pipeline.run_ok("target-postgres")
+    assert pg_pipeline.pg_deleted_ids() == [removed]
 
 
-def test_postgres_a_killed_tap_marks_nothing_deleted(sandbox, tmp_path, postgres, pg_env):
-    schema, extra = pg_env
-    api = sandbox(_spec())
-    env = meltano_env(tmp_path, api.url, **extra)
-    _assert_ok(meltano_run(env, "tap-kaleyra-rcs", "target-postgres"))
+def test_postgres_a_killed_tap_marks_nothing_deleted(pg_pipeline):
+    api = pg_pipeline.api
     # The last agent answers slowly; the tap is killed while it waits for it.
     api.use(_spec(**{"48900": {"remove": [1, 2]}, "48905": {"latency_ms": 60000}}))
     api.server.stats.reset()
-    running = meltano_start(env, "tap-kaleyra-rcs", "target-postgres", log=tmp_path / "run.log")
+    running = meltano_start(
+        pg_pipeline.env, "tap-kaleyra-rcs", "target-postgres", log=pg_pipeline.tmp_path / "log"
+    )
     wait_until(lambda: "48905" in api.stats()["by_agent"], timeout=60)
     tap_pids = subprocess.run(
         ["pgrep", "-f", f"{ROOT}/.meltano/extractors/.*/tap-kaleyra-rcs"],
@@ -219,9 +220,8 @@ def test_postgres_a_killed_tap_marks_nothing_deleted(sandbox, tmp_path, postgres
         subprocess.run(["kill", f"-{signal.SIGKILL.value}", pid], check=False)
     assert running.wait(timeout=120) != 0
 
-    testers = _pg_testers(postgres, schema)
-    assert len(testers) == len(AGENTS) * 8
-    assert all(t["deleted_at"] == "" for t in testers.values())
+    assert len(pg_pipeline.pg_testers()) == ALL_TESTERS
+    assert pg_pipeline.pg_deleted_ids() == []
 
 
 def test_meltano_yml_settings_mirror_the_tap_about_output():
@@ -232,7 +232,7 @@ def test_meltano_yml_settings_mirror_the_tap_about_output():
     )["settings"]["properties"]
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     (extractor,) = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-kaleyra-rcs"]
-    declared = {s["name"]: s for s in extractor["settings"]}
+    declared: dict[str, t.Any] = {s["name"]: s for s in extractor["settings"]}
 
     assert list(declared) == list(about)
     for name, spec in about.items():

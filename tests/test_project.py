@@ -63,15 +63,14 @@ def test_the_installed_tap_loads_its_schema_from_the_package():
     assert done.stdout.split() == ["True", "agent_no"]
 
 
-@pytest.mark.e2e
-@pytest.mark.usefixtures("meltano_plugins")
-def test_demo_prints_the_summary_and_leaves_no_process(tmp_path):
+def _run_demo(tmp_path, **env_overrides: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "TARGET_DUCKDB_FILEPATH": str(tmp_path / "demo.duckdb"),
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        **env_overrides,
     }
-    done = subprocess.run(
+    return subprocess.run(
         [str(BIN / "python"), "scripts/demo.py"],
         cwd=ROOT,
         env=env,
@@ -80,6 +79,13 @@ def test_demo_prints_the_summary_and_leaves_no_process(tmp_path):
         timeout=600,
         check=False,
     )
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("meltano_plugins")
+def test_demo_prints_the_summary_and_leaves_no_process(tmp_path):
+    done = _run_demo(tmp_path)
+
     assert done.returncode == 0, done.stderr[-3000:]
     assert "240 testers from 6 agents" in done.stdout
     total_line = next(line for line in done.stdout.splitlines() if line.startswith("all "))
@@ -90,22 +96,10 @@ def test_demo_prints_the_summary_and_leaves_no_process(tmp_path):
 @pytest.mark.e2e
 @pytest.mark.usefixtures("meltano_plugins")
 def test_demo_stops_the_sandbox_when_the_pipeline_fails(tmp_path):
-    env = {
-        **os.environ,
-        "TARGET_DUCKDB_FILEPATH": str(tmp_path / "demo.duckdb"),
-        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
-        "TAP_KALEYRA_RCS_API_KEY": "a-wrong-key",
-        "TAP_KALEYRA_RCS_MAX_RETRIES": "0",
-    }
-    done = subprocess.run(
-        [str(BIN / "python"), "scripts/demo.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    done = _run_demo(
+        tmp_path, TAP_KALEYRA_RCS_API_KEY="a-wrong-key", TAP_KALEYRA_RCS_MAX_RETRIES="0"
     )
+
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert _sandboxes_running() == []
