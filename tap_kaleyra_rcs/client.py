@@ -8,6 +8,7 @@ shared :class:`RequestPacer` spaces requests out and makes one 429 slow everyone
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import threading
@@ -87,11 +88,16 @@ class ErrorBody:
 class RequestPacer:
     """Spaces requests under a shared rate limit and a shared back-off.
 
-    Every worker calls :meth:`wait_turn` before a request. A 429 calls
-    :meth:`hold_all`, which pushes every worker's next request past the server's
-    ``Retry-After``, so throttling slows the whole run instead of each worker
-    hammering on until its own retries run out.
+    Every worker calls :meth:`wait_turn` before a request. Requests start at
+    least ``1.05 / max_requests_per_second`` apart: the 5 % margin absorbs
+    thread-scheduling jitter, so that no 1-second window seen by the server
+    holds more than the limit. A 429 calls :meth:`hold_all`, which pushes every
+    worker's next request past the server's ``Retry-After`` (also those already
+    waiting), so throttling slows the whole run instead of each worker hammering
+    on until its own retries run out.
     """
+
+    MARGIN = 1.05
 
     def __init__(
         self,
@@ -101,7 +107,7 @@ class RequestPacer:
         sleep: t.Callable[[float], None] = time.sleep,
     ) -> None:
         """Create a pacer; ``None`` means no rate limit, only shared back-off."""
-        self._interval = 1.0 / max_requests_per_second if max_requests_per_second else 0
+        self._interval = self.MARGIN / max_requests_per_second if max_requests_per_second else 0.0
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -110,11 +116,14 @@ class RequestPacer:
 
     def wait_turn(self) -> None:
         """Block until this caller may send its request."""
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next_slot, self._held_until)
-            self._next_slot = start + self._interval
-        if start > now:
+        while True:
+            with self._lock:
+                now = self._clock()
+                start = max(now, self._next_slot, self._held_until)
+                if start <= now:
+                    self._next_slot = now + self._interval
+                    return
+            # Check again after the wait: a 429 may have called hold_all meanwhile.
             self._sleep(start - now)
 
     def hold_all(self, seconds: float) -> None:
@@ -137,9 +146,12 @@ def safe_snippet(body: bytes, secret: str) -> str:
 def parse_error_body(body: bytes) -> ErrorBody:
     """Read ``{"code": ..., "message": ...}`` from an error body, if it is JSON."""
     try:
-        document = msgspec.json.decode(body)
+        return _error_fields(msgspec.json.decode(body))
     except msgspec.DecodeError:
         return ErrorBody(None, None)
+
+
+def _error_fields(document: object) -> ErrorBody:
     if not isinstance(document, dict):
         return ErrorBody(None, None)
     code, message = document.get("code"), document.get("message")
@@ -189,7 +201,7 @@ def decode_testers(body: bytes, agent: str, secret: str) -> list[t.Any]:
             f"{type(document).__name__}, not an object"
         )
         raise MalformedResponse(msg)
-    error = parse_error_body(body)
+    error = _error_fields(document)
     code = document.get("code")
     data = document.get("data")
     if code == CHANNEL_NOT_ENABLED_CODE:
@@ -238,6 +250,12 @@ class TestersClient:
         self._pacer = pacer or RequestPacer(settings.max_requests_per_second)
         self._sleep = sleep
         self._local = threading.local()
+        self._environment_proxies = requests.utils.get_environ_proxies(settings.endpoint_url)
+        # As requests does with trust_env: an empty variable means "the default
+        # bundle", never "don't verify".
+        self._ca_bundle: str | bool = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        )
         self._headers = {
             "api-key": settings.api_key,
             "Content-Type": "application/json",
@@ -251,6 +269,11 @@ class TestersClient:
         if session is None:
             session = requests.Session()
             session.headers.update(self._headers)
+            # Proxy and CA-bundle variables are read once here rather than on
+            # every request (requests scans the whole environment each time).
+            session.trust_env = False
+            session.proxies = self._environment_proxies
+            session.verify = self._ca_bundle
             self._local.session = session
         return session
 
@@ -299,7 +322,6 @@ class TestersClient:
                 params={"agent_number": agent},
                 timeout=settings.request_timeout,
                 allow_redirects=False,  # a redirect must not carry the api-key elsewhere
-                verify=True,
             )
             body = response.content
         except requests.Timeout:

@@ -196,23 +196,27 @@ class Stats:
             self.by_agent: collections.Counter[str] = collections.Counter()
             self.by_status: collections.Counter[int] = collections.Counter()
             self.times: list[float] = []
+            self.log: list[tuple[float, str, int]] = []
             self.in_flight = 0
             self.max_in_flight = 0
             self.bad_keys = 0
 
-    def started(self, agent: str) -> None:
-        """Count a request to the API path as it arrives."""
+    def started(self, agent: str) -> float:
+        """Count a request to the API path as it arrives; return its arrival time."""
+        arrived = time.monotonic()
         with self._lock:
             self.by_agent[agent] += 1
-            self.times.append(time.monotonic())
+            self.times.append(arrived)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        return arrived
 
-    def finished(self, status: int) -> None:
+    def finished(self, arrived: float, agent: str, status: int) -> None:
         """Count the status the request ended with (0: no response)."""
         with self._lock:
             self.by_status[status] += 1
             self.in_flight -= 1
+            self.log.append((arrived, agent, status))
 
     def recent(self, window: float = 1.0) -> int:
         """Requests that arrived in the last ``window`` seconds."""
@@ -236,6 +240,13 @@ class Stats:
                 "max_requests_in_1s": busiest,
                 "max_in_flight": self.max_in_flight,
                 "bad_keys": self.bad_keys,
+                # [seconds since the first request, agent, status], in arrival order
+                "log": [
+                    [round(at - times[0], 4), agent, status]
+                    for at, agent, status in sorted(self.log)
+                ]
+                if times
+                else [],
             }
 
 
@@ -309,12 +320,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         agent = (query.get("agent_number") or [""])[0]
         stats = self.server.stats
-        stats.started(agent)
+        arrived = stats.started(agent)
         status = 0
         try:
             status = self._answer(scenario, agent)
         finally:
-            stats.finished(status)
+            stats.finished(arrived, agent, status)
 
     def _answer(self, scenario: Scenario, agent: str) -> int:  # noqa: PLR0911 - one per rule
         if self.headers.get("api-key") != scenario.api_key:

@@ -9,6 +9,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_kaleyra_rcs.output import SingerOutput
 from tap_kaleyra_rcs.settings import (
     ENDPOINT_PATHS,
     POD_BASE_URLS,
@@ -31,6 +32,7 @@ class TapKaleyraRcs(Tap):
 
     name = "tap-kaleyra-rcs"
     package_name = "tap-kaleyra-rcs"
+    message_writer_class = SingerOutput
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -186,7 +188,11 @@ class TapKaleyraRcs(Tap):
         The SDK's default writes state and exits 0, which would tell a scheduler
         that an interrupted full-table run succeeded.
         """
-        raise Interrupted(signum)
+        interrupted = Interrupted(signum)
+        if isinstance(self.message_writer, SingerOutput):
+            self.message_writer.raise_between_writes(interrupted)
+            return
+        raise interrupted
 
 
 class Interrupted(BaseException):

@@ -197,3 +197,33 @@ def test_a_failing_run_sends_no_activate_version(sandbox, tmp_path):
     assert run.returncode == 1
     assert run.records, "earlier agents' records were emitted"
     assert run.of_type("ACTIVATE_VERSION") == []
+
+
+def test_the_direct_path_writes_what_the_sdk_path_writes(sandbox, tmp_path):
+    api = sandbox(
+        {
+            "agents": 3,
+            "testers_per_agent": 7,
+            "agent_overrides": {
+                "48901": {
+                    "set": {"2": {"carrierid": "12", "created_date": None}},
+                    "unset": {"4": ["agent_no"]},
+                }
+            },
+        }
+    )
+    config = api.config(emit_activate_version_messages=True)
+    direct = run_tap(config, tmp_path)
+    # A stream map with no changes sends records through the SDK's own path.
+    through_sdk = run_tap(
+        {**config, "stream_maps": {"testers": {"__alias__": "testers"}}}, tmp_path
+    )
+
+    assert direct.returncode == through_sdk.returncode == 0
+    assert direct.records == through_sdk.records
+    for ours, sdks in zip(direct.of_type("RECORD"), through_sdk.of_type("RECORD"), strict=True):
+        assert list(ours) == list(sdks)
+        assert isinstance(ours["version"], int)
+    assert [m["type"] for m in direct.messages if m["type"] != "RECORD"] == [
+        m["type"] for m in through_sdk.messages if m["type"] != "RECORD"
+    ]

@@ -83,24 +83,56 @@ def test_records_are_not_objects_fails():
         build_records("5", [{"id": "a"}, [1, 2]])
 
 
-def test_pacer_spaces_requests_by_the_rate_limit():
-    clock = [100.0]
-    waits: list[float] = []
-    pacer = RequestPacer(4, clock=lambda: clock[0], sleep=waits.append)
-    for _ in range(3):
+class FakeTime:
+    """A clock that moves only when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize("rate", [4, 20, 0.5])
+def test_pacer_never_lets_more_than_the_rate_start_in_any_second(rate):
+    fake = FakeTime()
+    pacer = RequestPacer(rate, clock=fake.clock, sleep=fake.sleep)
+    starts = []
+    for _ in range(60):
         pacer.wait_turn()
-    assert waits == [0.25, 0.5]
+        starts.append(fake.now)
+    for first in starts:
+        assert sum(1 for s in starts if first <= s < first + 1.0) <= max(rate, 1)
+    assert starts[-1] - starts[0] <= 59 * 1.06 / rate, "and it does not go needlessly slow"
 
 
 def test_pacer_hold_delays_every_caller():
-    clock = [0.0]
-    waits: list[float] = []
-    pacer = RequestPacer(None, clock=lambda: clock[0], sleep=waits.append)
+    fake = FakeTime()
+    pacer = RequestPacer(None, clock=fake.clock, sleep=fake.sleep)
     pacer.wait_turn()
     pacer.hold_all(2)
     pacer.wait_turn()
+    assert fake.now == 102
     pacer.wait_turn()
-    assert waits == [2, 2]
+    assert fake.now == 102, "the hold is over: no further wait"
+
+
+def test_pacer_hold_reaches_callers_already_waiting():
+    fake = FakeTime()
+    holds = [5.0]
+
+    def sleep_while_someone_gets_a_429(seconds: float) -> None:
+        if holds:
+            pacer.hold_all(holds.pop())
+        fake.sleep(seconds)
+
+    pacer = RequestPacer(10, clock=fake.clock, sleep=sleep_while_someone_gets_a_429)
+    pacer.wait_turn()
+    pacer.wait_turn()
+    assert fake.now >= 105
 
 
 def test_prefetcher_returns_results_in_order_whatever_finishes_first():

@@ -1,0 +1,73 @@
+"""Singer output: RECORD lines batched into large writes, everything else flushed at once.
+
+The SDK writes and flushes stdout once per message; with ``PYTHONUNBUFFERED``
+(common in containers) that is one system call per record. Here RECORD lines
+collect in memory and go out in chunks of about 64 KiB; SCHEMA, STATE and
+ACTIVATE_VERSION messages flush everything before them, so message order and
+"state only after its records" are kept. Only whole lines are ever written: a
+signal that arrives during a write is re-raised once the write has finished.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+
+if t.TYPE_CHECKING:
+    from singer_sdk.singerlib.encoding.simple import Message
+
+CHUNK_BYTES = 1 << 16
+
+
+class SingerOutput(MsgSpecWriter):
+    """The tap's message writer (msgspec encoding, chunked writes)."""
+
+    def __init__(self) -> None:
+        """Start with nothing pending."""
+        super().__init__()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._writing = False
+        self._deferred: BaseException | None = None
+
+    def write_message(self, message: Message) -> None:
+        """Write any message the SDK emits, after the records before it."""
+        # format_message reuses one buffer: copy it before it is overwritten.
+        self.write_line(bytes(self.format_message(message)))
+        self.flush()
+
+    def write_line(self, line: bytes) -> None:
+        """Queue one complete, newline-terminated message."""
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= CHUNK_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything queued, in one system call where the OS allows."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
+            self._writing = True
+            try:
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            finally:
+                self._writing = False
+        if self._deferred is not None:
+            deferred, self._deferred = self._deferred, None
+            raise deferred
+
+    def raise_between_writes(self, exc: BaseException) -> None:
+        """Raise ``exc`` now, or right after a write in progress completes.
+
+        Called from signal handlers: raising inside a write could leave a
+        half-written line on stdout for the target to choke on.
+        """
+        if self._writing:
+            self._deferred = exc
+            return
+        raise exc
