@@ -41,11 +41,29 @@ _CONFIG_STATUSES = frozenset({401, 403, 404, 405})
 """The request itself is wrong for the account or the URL: no agent will work."""
 
 _SNIPPET_LENGTH = 120
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+_SECRETS: set[str] = set()
+"""API keys in use: no error message or log line of this module may contain one."""
+
+
+def redact(text: str) -> str:
+    """``text`` with every API key in use replaced by ``***``.
+
+    Bodies are the server's words: an error message may echo the key back.
+    """
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return text
 
 
 class KaleyraError(Exception):
     """An anticipated failure; its message is one line, safe to show the user."""
+
+    def __init__(self, message: str) -> None:
+        """Keep the message, with any API key in it redacted."""
+        super().__init__(redact(message))
 
 
 class ConfigurationRejected(KaleyraError):
@@ -132,12 +150,9 @@ class RequestPacer:
             self._held_until = max(self._held_until, self._clock() + seconds)
 
 
-def safe_snippet(body: bytes, secret: str) -> str:
-    """A short, printable, single-line excerpt of a body that never holds ``secret``."""
-    text = body[: _SNIPPET_LENGTH * 4].decode("utf-8", errors="replace")
-    if secret:
-        text = text.replace(secret, "***")
-    text = _CONTROL.sub(" ", text).strip()
+def safe_snippet(body: bytes) -> str:
+    """A short, printable, single-line excerpt of a body that never holds an API key."""
+    text = _one_line(redact(body[: _SNIPPET_LENGTH * 4].decode("utf-8", errors="replace")))
     if len(text) > _SNIPPET_LENGTH:
         text = text[:_SNIPPET_LENGTH] + "..."
     return repr(text) if text else "(empty body)"
@@ -156,9 +171,14 @@ def _error_fields(document: object) -> ErrorBody:
         return ErrorBody(None, None)
     code, message = document.get("code"), document.get("message")
     return ErrorBody(
-        code if isinstance(code, str) else None,
-        message[:_SNIPPET_LENGTH] if isinstance(message, str) else None,
+        _one_line(code)[:_SNIPPET_LENGTH] if isinstance(code, str) else None,
+        _one_line(message)[:_SNIPPET_LENGTH] if isinstance(message, str) else None,
     )
+
+
+def _one_line(text: str) -> str:
+    """The server's text, safe to put in a one-line message: no control characters."""
+    return _CONTROL.sub(" ", text).strip()
 
 
 def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
@@ -179,7 +199,7 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def decode_testers(body: bytes, agent: str, secret: str) -> list[t.Any]:
+def decode_testers(body: bytes, agent: str) -> list[t.Any]:
     """The ``data`` list of a 200 response, or an error saying why there is none.
 
     Success needs Kaleyra's success code (or no code at all next to a ``data``
@@ -192,7 +212,7 @@ def decode_testers(body: bytes, agent: str, secret: str) -> list[t.Any]:
     except msgspec.DecodeError:
         msg = (
             f"agent {agent}: HTTP 200 but the body is not JSON: "
-            f"{safe_snippet(body, secret)}; is base_url pointing at the API?"
+            f"{safe_snippet(body)}; is base_url pointing at the API?"
         )
         raise MalformedResponse(msg) from None
     if not isinstance(document, dict):
@@ -246,6 +266,8 @@ class TestersClient:
     ) -> None:
         """Prepare the client; no request is made until :meth:`fetch`."""
         self._settings = settings
+        if settings.api_key:
+            _SECRETS.add(settings.api_key)
         self._logger = logger
         self._pacer = pacer or RequestPacer(settings.max_requests_per_second)
         self._sleep = sleep
@@ -346,11 +368,10 @@ class TestersClient:
         body: bytes,
     ) -> list[t.Any] | Retry:
         """The per-status policy: data, a retry, or a fatal error (raised)."""
-        secret = self._settings.api_key
         if status == 200:  # noqa: PLR2004
-            return decode_testers(body, agent, secret)
+            return decode_testers(body, agent)
         error = parse_error_body(body)
-        detail = error.describe() or safe_snippet(body, secret)
+        detail = redact(error.describe()) or safe_snippet(body)
         if status in _RETRIABLE_STATUSES:
             retry_after = retry_after_seconds(headers.get("Retry-After"))
             cap = self._settings.max_retry_wait_seconds

@@ -11,6 +11,7 @@ signal that arrives during a write is re-raised once the write has finished.
 from __future__ import annotations
 
 import sys
+import time
 import typing as t
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
@@ -53,7 +54,7 @@ class SingerOutput(MsgSpecWriter):
             self._pending_bytes = 0
             self._writing = True
             try:
-                sys.stdout.buffer.write(data)
+                _write_all(sys.stdout.buffer, data)
                 sys.stdout.flush()
             finally:
                 self._writing = False
@@ -71,3 +72,18 @@ class SingerOutput(MsgSpecWriter):
             self._deferred = exc
             return
         raise exc
+
+
+def _write_all(out: t.BinaryIO, data: bytes) -> None:
+    """Write every byte, also to a raw (unbuffered) stdout that writes only part.
+
+    With ``PYTHONUNBUFFERED`` set, ``sys.stdout.buffer`` is a raw file whose
+    ``write`` may stop early on a pipe, e.g. when a signal arrives mid-write.
+    """
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        if written is None:  # a non-blocking stdout that is full: wait for the reader
+            time.sleep(0.01)
+            continue
+        view = view[written:]

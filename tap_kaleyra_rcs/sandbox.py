@@ -25,6 +25,7 @@ import threading
 import time
 import typing as t
 import uuid
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -156,8 +157,10 @@ class Scenario:
         data_mode = override.get("data", "list")
         if data_mode == "list":
             document["data"] = self.testers(agent)
-        elif data_mode in {"null", "empty"}:
-            document["data"] = None if data_mode == "null" else []
+        elif data_mode == "null":
+            document["data"] = None
+        elif data_mode == "empty":
+            document["data"] = []
         elif data_mode != "missing":
             document["data"] = data_mode  # any other JSON value: a wrong shape on purpose
         body = json.dumps(document, separators=(",", ":")).encode()
@@ -342,7 +345,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             time.sleep(delay)
         fault = scenario.next_fault(agent)
         if fault is not None:
-            return self._serve_fault(fault)
+            return self._serve_fault(fault, scenario, agent)
         if not agent:
             self._send_error(400, "Missing field: agent_number")
             return 400
@@ -352,7 +355,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._send(200, scenario.success_body(agent))
         return 200
 
-    def _serve_fault(self, fault: t.Mapping[str, t.Any]) -> int:
+    def _serve_fault(self, fault: t.Mapping[str, t.Any], scenario: Scenario, agent: str) -> int:
         """Serve one scripted fault. Kinds: response (default), drop, hang, reset."""
         kind = fault.get("kind", "response")
         if kind == "drop":
@@ -369,12 +372,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
             body = str(fault["body_text"]).encode()
         elif "body" in fault:
             body = json.dumps(fault["body"]).encode()
+        elif status == 200 and agent in scenario.agents:  # noqa: PLR2004
+            body = scenario.success_body(agent)
         else:
             message = _REASONS.get(status, "Error")
             body = json.dumps(
                 {"code": _ERROR_CODES.get(status, f"RCS{status}"), "message": message}
             ).encode()
         content_type = fault.get("content_type", "application/json")
+        headers = dict(fault.get("headers", {}))
+        if "retry_after_http_date" in fault:  # seconds from now, as an HTTP date
+            when = time.time() + float(fault["retry_after_http_date"])
+            headers["Retry-After"] = formatdate(when, usegmt=True)
         if kind == "reset":
             # Promise the whole body, send half, then close: a reset mid-body.
             self._send(
@@ -382,11 +391,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 body[: len(body) // 2],
                 content_type=content_type,
                 declared_length=len(body),
-                headers=fault.get("headers"),
+                headers=headers,
             )
             self.close_connection = True
             return status
-        self._send(status, body, content_type=content_type, headers=fault.get("headers"))
+        self._send(status, body, content_type=content_type, headers=headers)
         return status
 
     def do_POST(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RunningSandbox
+from tests.support import KEY_SCANS, RunningSandbox
 from tests.warehouses import MELTANO, ROOT, Postgres
 
 
@@ -55,3 +55,10 @@ def postgres() -> t.Iterator[Postgres]:
         server.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: t.Any) -> None:
+    """Say how many tap runs had all their output scanned for the API key."""
+    terminalreporter.write_line(
+        f"API key scan: stdout and stderr of {len(KEY_SCANS)} tap runs checked for the key"
+    )

@@ -137,9 +137,7 @@ def test_bad_settings_are_reported_by_name_before_any_request(sandbox, tmp_path)
 
 def test_debug_logging_never_shows_the_api_key(sandbox, tmp_path):
     api = sandbox({"agents": 2, "agent_overrides": {"48901": {"faults": [{"status": 503}]}}})
-    run = run_tap(
-        api.config(), tmp_path, env={"TAP_KALEYRA_RCS_LOG_LEVEL": "DEBUG", "LOGLEVEL": "DEBUG"}
-    )
+    run = run_tap(api.config(), tmp_path, env={"TAP_KALEYRA_RCS_LOGLEVEL": "DEBUG"})
     assert run.returncode == 0, run.stderr
     assert "DEBUG" in run.stderr
     assert api.config()["api_key"] not in run.stdout + run.stderr

@@ -8,6 +8,7 @@ from email.utils import formatdate
 
 import pytest
 
+from tap_kaleyra_rcs import client as client_module
 from tap_kaleyra_rcs.client import (
     AgentRequestFailed,
     MalformedResponse,
@@ -35,22 +36,31 @@ def test_retry_after_that_cannot_be_read_is_ignored(value):
     assert retry_after_seconds(value) is None
 
 
-def test_snippets_are_short_single_line_and_never_hold_the_secret():
+def test_snippets_are_short_single_line_and_never_hold_the_secret(monkeypatch):
+    monkeypatch.setattr(client_module, "_SECRETS", {"SECRET123"})
     body = b"<html>\n<p>key=SECRET123 rejected</p>\x00" + b"x" * 500
-    snippet = safe_snippet(body, "SECRET123")
+    snippet = safe_snippet(body)
     assert "SECRET123" not in snippet
     assert "\n" not in snippet
     assert len(snippet) < 140
-    assert safe_snippet(b"\xff\xfe\x00", "") != ""
+    assert safe_snippet(b"\xff\xfe\x00") != ""
+
+
+def test_an_error_message_never_holds_the_key_even_when_the_server_echoes_it(monkeypatch):
+    monkeypatch.setattr(client_module, "_SECRETS", {"SECRET123"})
+    with pytest.raises(AgentRequestFailed) as caught:
+        decode_testers(b'{"code":"RCS500","message":"bad key SECRET123"}', "1")
+    assert "SECRET123" not in str(caught.value)
+    assert "***" in str(caught.value)
 
 
 def test_decode_testers_requires_the_success_code_for_an_empty_answer():
-    assert decode_testers(b'{"code":"RCS902","data":null}', "1", "") == []
-    assert decode_testers(b'{"data":[{"id":"a"}]}', "1", "") == [{"id": "a"}]
+    assert decode_testers(b'{"code":"RCS902","data":null}', "1") == []
+    assert decode_testers(b'{"data":[{"id":"a"}]}', "1") == [{"id": "a"}]
     with pytest.raises(MalformedResponse):
-        decode_testers(b'{"message":"ok"}', "1", "")
+        decode_testers(b'{"message":"ok"}', "1")
     with pytest.raises(AgentRequestFailed, match="RCS500"):
-        decode_testers(b'{"code":"RCS500","message":"Internal","data":[]}', "1", "")
+        decode_testers(b'{"code":"RCS500","message":"Internal","data":[]}', "1")
 
 
 @pytest.mark.parametrize(
@@ -64,7 +74,7 @@ def test_decode_testers_requires_the_success_code_for_an_empty_answer():
 )
 def test_decode_testers_refuses_wrong_shapes(body):
     with pytest.raises(MalformedResponse, match="agent 9"):
-        decode_testers(body, "9", "")
+        decode_testers(body, "9")
 
 
 def test_epoch_millis_convert_exactly():

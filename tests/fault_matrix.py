@@ -1,0 +1,507 @@
+"""The fault matrix: every fault the tap is tested against, and what it must do.
+
+One table drives both ``tests/test_fault_matrix.py`` (each row runs against the
+sandbox over real HTTP, sequentially and at the default concurrency) and
+``docs/reliability.md`` (``python -m tests.fault_matrix`` writes it; a test fails
+when it is stale). In each row, agent 48901 of four agents gets the fault.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
+FAULTY_AGENT = "48901"
+HTML = "<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
+TRUNCATED = '{"code":"RCS902","message":"Tester details found successfully","data":[{"id":"a'
+NOT_UTF8 = "fffe7b22636f6465223a22" + "ff" * 8
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One row: what agent 48901 answers, and what the tap must do about it."""
+
+    group: str
+    name: str
+    agent: dict[str, t.Any]
+    """The sandbox's agent_overrides entry for agent 48901."""
+    recovers: bool
+    """True: every record arrives, none lost or duplicated. False: clear failure."""
+    outcome: str
+    """What the user sees, for the document."""
+    message: tuple[str, ...] = ()
+    """Fragments the one-line error must contain (failures)."""
+    expect: dict[str, t.Any] = field(default_factory=dict)
+    """Values the first tester of agent 48901 must have (recoveries)."""
+    settings: dict[str, t.Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.group}: {self.name}"
+
+
+def _faults(*faults: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {"faults": list(faults)}
+
+
+def _first(**values: t.Any) -> dict[str, t.Any]:
+    return {"set": {"0": values}}
+
+
+RETRIED = "retried with back-off; every record arrives"
+GAVE_UP = "fails after max_retries+1 attempts, naming the agent and the last status"
+
+MATRIX: list[Fault] = [
+    Fault(
+        "Throttling",
+        "429, Retry-After: 1 (seconds)",
+        _faults({"status": 429, "headers": {"Retry-After": "1"}}),
+        True,
+        "waits 1 s (every worker pauses), then every record arrives",
+    ),
+    Fault(
+        "Throttling",
+        "429, Retry-After as an HTTP date 2 s ahead",
+        _faults({"status": 429, "retry_after_http_date": 2}),
+        True,
+        "waits until that date, then every record arrives",
+    ),
+    Fault(
+        "Throttling",
+        "429 without Retry-After, twice",
+        _faults({"status": 429, "times": 2}),
+        True,
+        RETRIED,
+    ),
+    Fault(
+        "Throttling",
+        "429 that never stops",
+        _faults({"status": 429, "times": "always"}),
+        False,
+        GAVE_UP,
+        ("agent 48901", "gave up after 4 attempts", "HTTP 429"),
+    ),
+    Fault(
+        "Throttling",
+        "429 asking to wait 1 hour",
+        _faults({"status": 429, "headers": {"Retry-After": "3600"}}),
+        False,
+        "fails at once rather than stall: the wait exceeds max_retry_wait_seconds",
+        ("agent 48901", "3600 s", "max_retry_wait_seconds"),
+    ),
+    *[
+        Fault(
+            "Server errors",
+            f"{status} {label}",
+            _faults({"status": status, "times": times}),
+            times != "always",
+            RETRIED if times != "always" else GAVE_UP,
+            ()
+            if times != "always"
+            else ("agent 48901", "gave up after 4 attempts", f"HTTP {status}"),
+        )
+        for status in (500, 502, 503, 504)
+        for label, times in (("once", 1), ("three times", 3), ("forever", "always"))
+    ],
+    Fault(
+        "Bodies",
+        "200 with an HTML page",
+        _faults({"status": 200, "body_text": HTML, "content_type": "text/html", "times": "always"}),
+        False,
+        "fails at once with a snippet: something other than the API answered",
+        ("agent 48901", "HTTP 200", "not JSON", "502 Bad Gateway"),
+    ),
+    Fault(
+        "Bodies",
+        "200 with an empty body",
+        _faults({"status": 200, "body_text": "", "times": "always"}),
+        False,
+        "fails at once",
+        ("agent 48901", "not JSON", "(empty body)"),
+    ),
+    Fault(
+        "Bodies",
+        "200 with truncated JSON",
+        _faults({"status": 200, "body_text": TRUNCATED, "times": "always"}),
+        False,
+        "fails at once with a snippet",
+        ("agent 48901", "not JSON", "RCS902"),
+    ),
+    Fault(
+        "Bodies",
+        "200 with a non-UTF-8 body",
+        _faults({"status": 200, "body_hex": NOT_UTF8, "times": "always"}),
+        False,
+        "fails at once",
+        ("agent 48901", "not JSON"),
+    ),
+    Fault(
+        "Bodies",
+        "500 with an HTML page, forever",
+        _faults({"status": 500, "body_text": HTML, "content_type": "text/html", "times": "always"}),
+        False,
+        GAVE_UP,
+        ("agent 48901", "HTTP 500", "502 Bad Gateway"),
+    ),
+    Fault(
+        "Bodies",
+        "502 with an empty body, forever",
+        _faults({"status": 502, "body_text": "", "times": "always"}),
+        False,
+        GAVE_UP,
+        ("agent 48901", "HTTP 502", "(empty body)"),
+    ),
+    Fault(
+        "Bodies",
+        "503 with truncated JSON, once",
+        _faults({"status": 503, "body_text": TRUNCATED}),
+        True,
+        RETRIED,
+    ),
+    Fault(
+        "Bodies",
+        "400 with an HTML page",
+        _faults({"status": 400, "body_text": HTML, "times": "always"}),
+        False,
+        "fails at once naming agent, status and a snippet",
+        ("agent 48901", "HTTP 400", "502 Bad Gateway"),
+    ),
+    Fault(
+        "Bodies",
+        "400 with a non-UTF-8 body",
+        _faults({"status": 400, "body_hex": NOT_UTF8, "times": "always"}),
+        False,
+        "fails at once",
+        ("agent 48901", "HTTP 400"),
+    ),
+    Fault(
+        "Bodies",
+        "connection reset halfway through a 200 body, once",
+        _faults({"kind": "reset", "status": 200}),
+        True,
+        RETRIED,
+    ),
+    Fault(
+        "Shapes",
+        "'data' is an object",
+        {"data": {"id": "x"}},
+        False,
+        "fails at once",
+        ("agent 48901", "'data' is a JSON dict"),
+    ),
+    Fault(
+        "Shapes",
+        "'data' is a string",
+        {"data": "none"},
+        False,
+        "fails at once",
+        ("agent 48901", "'data' is a JSON str"),
+    ),
+    Fault(
+        "Shapes",
+        "a tester that is not an object",
+        _faults({"status": 200, "body": {"code": "RCS902", "data": [1, 2]}, "times": "always"}),
+        False,
+        "fails at once",
+        ("agent 48901", "tester #0 is a JSON int"),
+    ),
+    Fault(
+        "Shapes",
+        "HTTP 200 with code RCS500",
+        _faults(
+            {
+                "status": 200,
+                "body": {"code": "RCS500", "message": "Internal error", "data": []},
+                "times": "always",
+            }
+        ),
+        False,
+        "fails: an error inside a 200 is never read as zero testers",
+        ("agent 48901", "RCS500", "not the success code"),
+    ),
+    Fault(
+        "Shapes",
+        "HTTP 200 with code RCS904 and no data",
+        _faults(
+            {
+                "status": 200,
+                "body": {"code": "RCS904", "message": "No Agents Found"},
+                "times": "always",
+            }
+        ),
+        False,
+        "fails, naming the code and message",
+        ("agent 48901", "RCS904", "No Agents Found"),
+    ),
+    Fault(
+        "Shapes",
+        "RCS902 with 'data': null",
+        {"data": "null"},
+        True,
+        "zero testers for that agent; the others arrive",
+    ),
+    Fault(
+        "Shapes",
+        "a new field in every tester",
+        {"extra_fields": {"risk_score": 0.5}},
+        True,
+        "the field is dropped with one warning; every record arrives",
+    ),
+    Fault(
+        "Field types",
+        "created_date as a digit string",
+        _first(created_date="1769708507204"),
+        True,
+        "coerced to the integer",
+        expect={"created_date": 1769708507204, "created_at": "2026-01-29T17:41:47.204Z"},
+    ),
+    Fault(
+        "Field types",
+        "created_date as a whole float",
+        _first(created_date=1769708507204.0),
+        True,
+        "coerced to the integer",
+        expect={"created_date": 1769708507204},
+    ),
+    Fault(
+        "Field types",
+        "created_date with a fraction",
+        _first(created_date=1769708507204.5),
+        False,
+        "fails: not a whole number",
+        ("agent 48901", "'created_date'", "expected a whole number"),
+    ),
+    Fault(
+        "Field types",
+        "created_date as a word",
+        _first(created_date="yesterday"),
+        False,
+        "fails",
+        ("agent 48901", "'created_date'"),
+    ),
+    Fault(
+        "Field types",
+        "created_date out of range",
+        _first(created_date=10**17),
+        False,
+        "fails",
+        ("agent 48901", "created_date is not a plausible"),
+    ),
+    Fault(
+        "Field types",
+        'override_dcs_check as "true"',
+        _first(override_dcs_check="true"),
+        True,
+        "coerced to true",
+        expect={"override_dcs_check": True},
+    ),
+    Fault(
+        "Field types",
+        'override_dcs_check as "yes"',
+        _first(override_dcs_check="yes"),
+        False,
+        "fails",
+        ("agent 48901", "'override_dcs_check'"),
+    ),
+    Fault(
+        "Field types",
+        "override_dcs_check as 1",
+        _first(override_dcs_check=1),
+        False,
+        "fails: 1 is not a boolean",
+        ("agent 48901", "'override_dcs_check'"),
+    ),
+    Fault(
+        "Field types",
+        "id as a number",
+        _first(id=987654),
+        True,
+        'coerced to the string "987654"',
+        expect={"id": "987654"},
+    ),
+    Fault("Field types", "id as a float", _first(id=1.5), False, "fails", ("agent 48901", "'id'")),
+    Fault(
+        "Field types",
+        "id missing",
+        {"unset": {"0": ["id"]}},
+        False,
+        "fails: a tester without id can't be upserted",
+        ("agent 48901", "no 'id'"),
+    ),
+    Fault("Field types", "id empty", _first(id=""), False, "fails", ("agent 48901", "no 'id'")),
+    Fault(
+        "Field types",
+        "status as a number",
+        _first(status=7),
+        True,
+        'coerced to "7"',
+        expect={"status": "7"},
+    ),
+    Fault(
+        "Field types",
+        "carrierid null",
+        _first(carrierid=None),
+        True,
+        "kept as null",
+        expect={"carrierid": None},
+    ),
+    Fault(
+        "Field types",
+        "phoneno as a list",
+        _first(phoneno=["1"]),
+        False,
+        "fails",
+        ("agent 48901", "'phoneno'"),
+    ),
+    Fault(
+        "Field types",
+        "agent_no missing",
+        {"unset": {"0": ["agent_no"]}},
+        True,
+        "filled from the configured agent number",
+        expect={"agent_no": FAULTY_AGENT},
+    ),
+    Fault(
+        "Connections", "dropped without an answer, once", _faults({"kind": "drop"}), True, RETRIED
+    ),
+    Fault(
+        "Connections",
+        "accepts and never answers, once",
+        _faults({"kind": "hang", "seconds": 30}),
+        True,
+        "request_timeout fires, then the retry succeeds",
+        settings={"request_timeout": 0.5},
+    ),
+    Fault(
+        "Connections",
+        "accepts and never answers, forever",
+        _faults({"kind": "hang", "seconds": 30, "times": "always"}),
+        False,
+        "fails after (max_retries+1) x request_timeout plus back-off",
+        ("agent 48901", "gave up after 4 attempts", "request_timeout=0.5"),
+        settings={"request_timeout": 0.5},
+    ),
+    Fault(
+        "Refusals",
+        "401",
+        _faults({"status": 401, "times": "always"}),
+        False,
+        "fails at once, no retry, says what to check",
+        ("agent 48901", "HTTP 401", "api_key"),
+    ),
+    Fault(
+        "Refusals",
+        "403",
+        _faults({"status": 403, "times": "always"}),
+        False,
+        "fails at once, no retry",
+        ("agent 48901", "HTTP 403"),
+    ),
+    Fault(
+        "Refusals",
+        "400 RCS601 (RCS not enabled)",
+        _faults(
+            {
+                "status": 400,
+                "body": {"code": "RCS601", "message": "RCS not enabled"},
+                "times": "always",
+            }
+        ),
+        False,
+        "fails at once, no retry",
+        ("agent 48901", "RCS601", "RCS channel is enabled"),
+    ),
+    Fault(
+        "Refusals",
+        "400 RCS904 Agent Not Found",
+        _faults(
+            {
+                "status": 400,
+                "body": {"code": "RCS904", "message": "Agent Not Found"},
+                "times": "always",
+            }
+        ),
+        False,
+        "fails naming agent, status, code and message",
+        ("agent 48901", "HTTP 400", "RCS904", "Agent Not Found"),
+    ),
+    Fault(
+        "Refusals",
+        "404",
+        _faults({"status": 404, "times": "always"}),
+        False,
+        "fails at once: check base_url and endpoint_path",
+        ("HTTP 404", "endpoint_path"),
+    ),
+    Fault(
+        "Refusals",
+        "302 to another host",
+        _faults(
+            {
+                "status": 302,
+                "headers": {"Location": "https://elsewhere.example/x"},
+                "body_text": "",
+                "times": "always",
+            }
+        ),
+        False,
+        "fails: redirects are not followed, the key never leaves the configured host",
+        ("HTTP 302", "elsewhere.example", "base_url"),
+    ),
+]
+"""Besides these rows, tests/test_fault_matrix.py covers connection refused, a DNS
+failure, a 100,000-tester agent and signals, which need more than a scenario."""
+
+
+def render() -> str:
+    """docs/reliability.md, from the matrix."""
+    lines = [
+        "# Reliability: the fault matrix",
+        "",
+        "Generated from `tests/fault_matrix.py` by `python -m tests.fault_matrix`;",
+        "`tests/test_fault_matrix.py` runs every row against the sandbox over real HTTP,",
+        "once with `max_concurrent_agents=1` (logging at DEBUG) and once at the default",
+        "concurrency, and checks that the API key appears nowhere in the output.",
+        "In each row one agent of four gets the fault; the run either recovers with",
+        "exactly the right records (none lost, none duplicated, every record valid",
+        "against `schemas/testers.json`) or stops with a one-line",
+        "`tap-kaleyra-rcs: error: ...` naming the agent, exit status 1, no traceback,",
+        "no `ACTIVATE_VERSION`, and only whole Singer messages on stdout.",
+        "",
+        "Time bound for a failing agent, with the settings used in these tests",
+        "(`max_retries=3`, `retry_backoff_seconds=0.01`): at most 4 attempts. With the",
+        "defaults (`max_retries=5`, `request_timeout=30`, back-off 1, 2, 4, 8, 16 s,",
+        "each wait at most `max_retry_wait_seconds=60`) an agent gives up within",
+        "6 x 30 s + 31 s, about 3.5 minutes; a refusal (401, 403, RCS601, 4xx) or a",
+        "malformed answer stops the run at once.",
+        "",
+        "| group | fault | outcome | result |",
+        "|---|---|---|---|",
+    ]
+    for fault in MATRIX:
+        result = "recovers" if fault.recovers else "clear error"
+        lines.append(f"| {fault.group} | {fault.name} | {fault.outcome} | {result} |")
+    lines += [
+        "",
+        "Also tested (tests/test_fault_matrix.py, tests/test_signals.py, tests/test_errors.py):",
+        "",
+        "| fault | outcome |",
+        "|---|---|",
+        "| connection refused | retried, then fails naming the agent |",
+        "| DNS failure for the API host | fails at once: check pod/base_url and DNS |",
+        "| one agent with 100,000 testers | succeeds; peak memory is measured and bounded |",
+        "| SIGTERM / SIGINT mid-run | exits 143 / 130 within seconds, no ACTIVATE_VERSION |",
+        "| SIGTERM while a slow reader blocks stdout | the write completes: no half line |",
+        "| a 3xx to another loopback server | not followed; that server sees no request |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(render(), encoding="utf-8")
+    sys.stdout.write(f"wrote {DOC}\n")
