@@ -271,6 +271,13 @@ class SandboxServer(ThreadingHTTPServer):
         """The base URL to give the tap."""
         return f"http://127.0.0.1:{self.server_address[1]}"
 
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:  # noqa: ANN401, ARG002
+        """A client that hangs up (a tap that stopped) is normal here: say one line."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        sys.stderr.write(f"tap-kaleyra-rcs-sandbox: request failed: {error!r}\n")
+
 
 class SandboxHandler(BaseHTTPRequestHandler):
     """Answers one HTTP request the way the scenario says."""
