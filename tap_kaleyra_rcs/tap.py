@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 from singer_sdk import Tap
@@ -203,6 +202,3 @@ class Interrupted(BaseException):
         super().__init__(signum)
         self.signum = signum
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(TapKaleyraRcs.cli())

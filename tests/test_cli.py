@@ -101,6 +101,15 @@ def test_a_stream_map_can_hash_the_phone_number(sandbox, tmp_path):
     assert [r["phoneno"] for r in run.records] == expected
 
 
+def test_a_stream_map_can_drop_the_phone_number(sandbox, tmp_path):
+    api = sandbox({"agents": 1})
+    run = run_tap(api.config(stream_maps={"testers": {"phoneno": "__NULL__"}}), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert len(run.records) == 5
+    assert all("phoneno" not in r for r in run.records)
+    assert "phoneno" not in run.of_type("SCHEMA")[0]["schema"]["properties"]
+
+
 def test_flattening_still_emits_every_record(sandbox, tmp_path):
     api = sandbox({"agents": 2})
     run = run_tap(api.config(flattening_enabled=True, flattening_max_depth=1), tmp_path)
