@@ -201,4 +201,3 @@ class Interrupted(BaseException):
         """Remember which signal, for the exit status (128 + signal number)."""
         super().__init__(signum)
         self.signum = signum
-
