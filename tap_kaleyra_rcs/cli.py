@@ -10,11 +10,13 @@ the SDK before any request: one ERROR line per setting, exit status 1.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import traceback
 
 from tap_kaleyra_rcs.client import KaleyraError
+from tap_kaleyra_rcs.output import OutputClosed
 from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs
 
 EXIT_FAILED = 1
@@ -32,18 +34,17 @@ def main() -> int:
     """Run the tap; return the process exit status."""
     try:
         TapKaleyraRcs.cli()  # exits via SystemExit on success
+    except OutputClosed as exc:
+        # Nothing more can reach the reader: let the exit's flush go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _fail(f"error: {exc}", EXIT_FAILED)
     except KaleyraError as exc:
         return _fail(f"error: {exc}", EXIT_FAILED)
-    except (Interrupted, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        name = signal.Signals(signum).name
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
         return _fail(
             f"stopped by {name}; the run is incomplete, so no ACTIVATE_VERSION was "
             "sent and no tester will be marked deleted",
-            128 + signum,
+            128 + exc.signum,
         )
-    except BrokenPipeError:
-        # The reader (usually the target) went away: its own error says why.
-        sys.stderr.write(f"{TapKaleyraRcs.name}: error: output pipe closed by the reader\n")
-        return EXIT_FAILED
     return 0

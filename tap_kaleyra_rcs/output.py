@@ -16,10 +16,16 @@ import typing as t
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
+from tap_kaleyra_rcs.client import KaleyraError
+
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
 
 CHUNK_BYTES = 1 << 16
+
+
+class OutputClosed(KaleyraError):
+    """The reader of stdout (usually the target) went away."""
 
 
 class SingerOutput(MsgSpecWriter):
@@ -56,6 +62,12 @@ class SingerOutput(MsgSpecWriter):
             try:
                 _write_all(sys.stdout.buffer, data)
                 sys.stdout.flush()
+            except BrokenPipeError:
+                msg = (
+                    "the reader of the tap's output (the target) closed it; "
+                    "its own error, above, says why"
+                )
+                raise OutputClosed(msg) from None
             finally:
                 self._writing = False
         if self._deferred is not None:

@@ -496,6 +496,7 @@ def render() -> str:
         "| SIGTERM / SIGINT mid-run | exits 143 / 130 within seconds, no ACTIVATE_VERSION |",
         "| SIGTERM while a slow reader blocks stdout | the write completes: no half line |",
         "| a 3xx to another loopback server | not followed; that server sees no request |",
+        "| the target stops reading stdout | one-line error naming that, exit 1 |",
         "",
     ]
     return "\n".join(lines)

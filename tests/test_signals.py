@@ -42,3 +42,23 @@ def test_a_signal_mid_run_stops_promptly_without_activating(sandbox, tmp_path, s
     assert not any(m["type"] == "ACTIVATE_VERSION" for m in messages)
     assert f"stopped by {signal.Signals(signum).name}" in stderr.splitlines()[-1]
     assert "Traceback" not in stderr
+
+
+def test_a_target_that_stops_reading_gets_a_one_line_error(sandbox, tmp_path):
+    api = sandbox({"agents": 20, "testers_per_agent": 1000})
+    (tmp_path / "config.json").write_text(json.dumps(api.config()))
+    process = subprocess.Popen(
+        [TAP, "--config", str(tmp_path / "config.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert json.loads(process.stdout.readline())["type"] == "SCHEMA"
+    process.stdout.close()  # the target died
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    text = stderr.decode()
+    assert "closed it" in text.splitlines()[-1]
+    assert "Traceback" not in text
+    assert "Exception ignored" not in text

@@ -17,6 +17,7 @@ from tap_kaleyra_rcs.client import (
     retry_after_seconds,
     safe_snippet,
 )
+from tap_kaleyra_rcs.output import _write_all
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import build_records, epoch_millis_to_rfc3339
 
@@ -213,3 +214,24 @@ def test_prefetcher_raises_a_failure_without_waiting_for_slower_earlier_items():
         fetcher.take("0")
     assert time.monotonic() - started < 2
     release.set()
+
+
+class TrickleWriter:
+    """A raw stdout that writes at most 3 bytes a call, and once writes nothing."""
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.calls = 0
+
+    def write(self, chunk: memoryview) -> int | None:
+        self.calls += 1
+        if self.calls == 2:
+            return None
+        self.data += bytes(chunk[:3])
+        return min(3, len(chunk))
+
+
+def test_output_writes_every_byte_to_a_raw_stdout_that_writes_partially():
+    out = TrickleWriter()
+    _write_all(out, b'{"type":"STATE"}\n')
+    assert out.data == b'{"type":"STATE"}\n'
