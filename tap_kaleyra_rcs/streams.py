@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 import typing as t
 
@@ -9,7 +11,7 @@ import msgspec
 from singer_sdk import Stream
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_kaleyra_rcs.client import TestersClient
+from tap_kaleyra_rcs.client import KaleyraError, TestersClient
 from tap_kaleyra_rcs.output import SingerOutput
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema
@@ -27,6 +29,22 @@ column the schema doesn't have."""
 
 LINES_PER_WRITE = 2000
 """RECORD lines encoded and queued together on the direct path."""
+
+
+class _AnticipatedFailures(logging.Filter):
+    """Drop the SDK's "unhandled error" line when the error is one we anticipated.
+
+    The SDK logs it for any exception leaving a sync; for a KaleyraError the
+    tap's own one-line message follows, and "unhandled" would be untrue.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno == logging.ERROR
+            and str(record.msg).startswith("An unhandled error occurred while syncing")
+            and isinstance(sys.exc_info()[1], KaleyraError)
+        )
+
 
 _encoder = msgspec.json.Encoder()
 _encode_json = _encoder.encode
@@ -51,6 +69,7 @@ class TestersStream(Stream):
     def __init__(self, tap: TapKaleyraRcs) -> None:
         """Bind the stream to its tap; nothing is fetched before the sync."""
         super().__init__(tap)
+        self.logger.addFilter(_AnticipatedFailures())
         self._prefetcher: OrderedPrefetcher[AgentTesters] | None = None
         self._warned_fields: set[str] = set()
         # Records carry this version; it is activated only once every agent has

@@ -25,6 +25,7 @@ def _assert_clean_failure(run, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment in run.last_line, run.last_line
     assert "Traceback" not in run.stderr
+    assert "unhandled error" not in run.stderr, "an anticipated failure is not 'unhandled'"
     assert not any(m["type"] == "ACTIVATE_VERSION" for m in run.messages)
 
 
