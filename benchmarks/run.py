@@ -60,14 +60,11 @@ class Sandbox:
 
         return requests.get(f"{self.url}/_sandbox/stats", timeout=10).json()
 
-    def reset(self) -> None:
-        import requests
-
-        requests.post(f"{self.url}/_sandbox/reset", timeout=10)
-
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def config_file(sandbox: Sandbox, workdir: Path, **settings: object) -> Path:

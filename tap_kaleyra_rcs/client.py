@@ -16,6 +16,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import msgspec
 import requests
@@ -411,8 +412,13 @@ class TestersClient:
 
 
 def _host_of(url: str) -> str:
-    match = re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#]+)", url)
-    return match.group(1).rsplit("@", 1)[-1] if match else ""
+    """``host[:port]`` of an absolute URL, without any credentials; else ``""``."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return ""
+    return f"{host}:{port}" if host and port else host
 
 
 def _is_name_resolution_failure(exc: BaseException) -> bool:
@@ -428,7 +434,6 @@ def _connection_failure(exc: requests.ConnectionError) -> str:
         "Connection aborted",
         "RemoteDisconnected",
         "IncompleteRead",
-        "Read timed out",
     ):
         if marker in text:
             return marker.lower()

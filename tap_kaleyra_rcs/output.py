@@ -42,13 +42,13 @@ class SingerOutput(MsgSpecWriter):
     def write_message(self, message: Message) -> None:
         """Write any message the SDK emits, after the records before it."""
         # format_message reuses one buffer: copy it before it is overwritten.
-        self.write_line(bytes(self.format_message(message)))
+        self.write_lines(bytes(self.format_message(message)))
         self.flush()
 
-    def write_line(self, line: bytes) -> None:
-        """Queue one complete, newline-terminated message."""
-        self._pending.append(line)
-        self._pending_bytes += len(line)
+    def write_lines(self, lines: bytes) -> None:
+        """Queue one or more complete messages, each ending in a newline."""
+        self._pending.append(lines)
+        self._pending_bytes += len(lines)
         if self._pending_bytes >= CHUNK_BYTES:
             self.flush()
 

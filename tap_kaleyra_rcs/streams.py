@@ -190,7 +190,7 @@ class TestersStream(Stream):
         records = batch.records
         for start in range(0, len(records), LINES_PER_WRITE):
             lines = _encode_lines(records[start : start + LINES_PER_WRITE])
-            output.write_line(head + lines.replace(b"\n", end_and_next)[: -len(head)])
+            output.write_lines(head + lines.replace(b"\n", end_and_next)[: -len(head)])
         self.state_manager.is_flushed = False
         output.flush()
 

@@ -13,6 +13,7 @@ from tap_kaleyra_rcs.client import (
     AgentRequestFailed,
     MalformedResponse,
     RequestPacer,
+    _host_of,
     decode_testers,
     retry_after_seconds,
     safe_snippet,
@@ -235,3 +236,16 @@ def test_output_writes_every_byte_to_a_raw_stdout_that_writes_partially():
     out = TrickleWriter()
     _write_all(out, b'{"type":"STATE"}\n')
     assert out.data == b'{"type":"STATE"}\n'
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        ("https://user:pw@other.example:8443/x?y", "other.example:8443"),
+        ("http://127.0.0.1/path", "127.0.0.1"),
+        ("/relative/path", ""),
+        ("https://host:notaport/", ""),
+    ],
+)
+def test_a_redirect_target_is_named_without_credentials(location, shown):
+    assert _host_of(location) == shown
