@@ -45,7 +45,9 @@ def ensure_environment(extra: str) -> Path:
     if not (BIN / "python").exists():
         say(f"creating {VENV.relative_to(ROOT)}")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    say(f"installing tap-kaleyra-rcs[{extra}] into {VENV.relative_to(ROOT)}")
+    say(f"installing tap-kaleyra-rcs[{extra}] into {VENV.relative_to(ROOT)} (editable)")
+    # Editable, so that the tap every test runs as a subprocess is this checkout
+    # as it is now, never a copy taken at the last install.
     run(
         BIN / "python",
         "-m",
@@ -53,6 +55,7 @@ def ensure_environment(extra: str) -> Path:
         "install",
         "--quiet",
         "--disable-pip-version-check",
+        "--editable",
         f".[{extra}]",
         quiet=True,
     )

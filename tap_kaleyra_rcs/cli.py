@@ -15,8 +15,7 @@ import signal
 import sys
 import traceback
 
-from tap_kaleyra_rcs.client import KaleyraError
-from tap_kaleyra_rcs.output import OutputClosed
+from tap_kaleyra_rcs.errors import KaleyraError, OutputClosed
 from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs
 
 EXIT_FAILED = 1

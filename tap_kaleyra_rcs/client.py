@@ -21,6 +21,16 @@ from urllib.parse import urlsplit
 import msgspec
 import requests
 
+from tap_kaleyra_rcs.errors import (
+    AgentRequestFailed,
+    ConfigurationRejected,
+    MalformedResponse,
+    RetriesExhausted,
+    longest_secret,
+    redact,
+    register_secret,
+)
+
 if t.TYPE_CHECKING:
     import logging
 
@@ -43,44 +53,6 @@ _CONFIG_STATUSES = frozenset({401, 403, 404, 405})
 
 _SNIPPET_LENGTH = 120
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
-
-_SECRETS: set[str] = set()
-"""API keys in use: no error message or log line of this module may contain one."""
-
-
-def redact(text: str) -> str:
-    """``text`` with every API key in use replaced by ``***``.
-
-    Bodies are the server's words: an error message may echo the key back.
-    """
-    for secret in _SECRETS:
-        text = text.replace(secret, "***")
-    return text
-
-
-class KaleyraError(Exception):
-    """An anticipated failure; its message is one line, safe to show the user."""
-
-    def __init__(self, message: str) -> None:
-        """Keep the message, with any API key in it redacted."""
-        super().__init__(redact(message))
-
-
-class ConfigurationRejected(KaleyraError):
-    """Kaleyra refused the request for a reason no retry or other agent will fix."""
-
-
-class AgentRequestFailed(KaleyraError):
-    """Kaleyra refused the request for one agent (e.g. ``400 RCS904``)."""
-
-
-class RetriesExhausted(KaleyraError):
-    """A transient failure outlasted the retry budget."""
-
-
-class MalformedResponse(KaleyraError):
-    """The answer was not the documented JSON shape, so its data can't be trusted."""
 
 
 @dataclass(frozen=True)
@@ -152,11 +124,22 @@ class RequestPacer:
 
 
 def safe_snippet(body: bytes) -> str:
-    """A short, printable, single-line excerpt of a body that never holds an API key."""
-    text = _one_line(redact(body[: _SNIPPET_LENGTH * 4].decode("utf-8", errors="replace")))
-    if len(text) > _SNIPPET_LENGTH:
-        text = text[:_SNIPPET_LENGTH] + "..."
+    """A short, printable, single-line excerpt of a body that never holds an API key.
+
+    The excerpt is redacted before it is cut: a key that straddled the cut would
+    otherwise leave its first characters behind. Only as much of the body is
+    decoded as can reach the cut, plus the longest key, so a huge body costs no
+    more than a small one.
+    """
+    reach = (_SNIPPET_LENGTH + longest_secret()) * 4  # a character is at most 4 bytes
+    text = _shorten(redact(body[:reach].decode("utf-8", errors="replace")))
     return repr(text) if text else "(empty body)"
+
+
+def _shorten(text: str) -> str:
+    """One line of at most ``_SNIPPET_LENGTH`` characters; call only on redacted text."""
+    text = _one_line(text)
+    return text[:_SNIPPET_LENGTH] + "..." if len(text) > _SNIPPET_LENGTH else text
 
 
 def parse_error_body(body: bytes) -> ErrorBody:
@@ -172,8 +155,8 @@ def _error_fields(document: object) -> ErrorBody:
         return ErrorBody(None, None)
     code, message = document.get("code"), document.get("message")
     return ErrorBody(
-        _one_line(code)[:_SNIPPET_LENGTH] if isinstance(code, str) else None,
-        _one_line(message)[:_SNIPPET_LENGTH] if isinstance(message, str) else None,
+        _shorten(redact(code)) if isinstance(code, str) else None,
+        _shorten(redact(message)) if isinstance(message, str) else None,
     )
 
 
@@ -267,8 +250,7 @@ class TestersClient:
     ) -> None:
         """Prepare the client; no request is made until :meth:`fetch`."""
         self._settings = settings
-        if settings.api_key:
-            _SECRETS.add(settings.api_key)
+        register_secret(settings.api_key)
         self._logger = logger
         self._pacer = pacer or RequestPacer(settings.max_requests_per_second)
         self._sleep = sleep
@@ -372,7 +354,7 @@ class TestersClient:
         if status == 200:  # noqa: PLR2004
             return decode_testers(body, agent)
         error = parse_error_body(body)
-        detail = redact(error.describe()) or safe_snippet(body)
+        detail = error.describe() or safe_snippet(body)
         if status in _RETRIABLE_STATUSES:
             retry_after = retry_after_seconds(headers.get("Retry-After"))
             cap = self._settings.max_retry_wait_seconds

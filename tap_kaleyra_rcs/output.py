@@ -16,16 +16,12 @@ import typing as t
 
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 
-from tap_kaleyra_rcs.client import KaleyraError
+from tap_kaleyra_rcs.errors import OutputClosed
 
 if t.TYPE_CHECKING:
     from singer_sdk.singerlib.encoding.simple import Message
 
 CHUNK_BYTES = 1 << 16
-
-
-class OutputClosed(KaleyraError):
-    """The reader of stdout (usually the target) went away."""
 
 
 class SingerOutput(MsgSpecWriter):

@@ -10,16 +10,24 @@ be loaded wrongly, or not at all, by the target.
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 
-from tap_kaleyra_rcs.client import MalformedResponse
+from tap_kaleyra_rcs.errors import MalformedResponse
 
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: rendered with "Z"
 _BOOLEAN_WORDS = {"true": True, "false": False}
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+"""ASCII digits only, at most 19 (a 64-bit integer's width), an optional minus.
+
+``str.isdigit`` is also true for "²" or "①", which ``int`` refuses, and ``int``
+accepts Arabic-Indic or full-width digits that no one would expect in an id:
+only the unambiguous form is coerced, anything else is a clear error.
+"""
 
 
 def load_schema() -> dict[str, t.Any]:
@@ -56,9 +64,9 @@ def _integer(value: object) -> int | None:
         return value
     if type(value) is float and value.is_integer():
         return int(value)
-    if type(value) is str and value.strip().lstrip("-").isdigit():
+    if type(value) is str and _WHOLE_NUMBER.fullmatch(value.strip()):
         return int(value.strip())
-    raise _BadValue("a whole number")
+    raise _BadValue("a whole number (ASCII digits)")
 
 
 COERCERS: dict[str, t.Callable[[object], t.Any]] = {

@@ -11,7 +11,8 @@ import msgspec
 from singer_sdk import Stream
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_kaleyra_rcs.client import KaleyraError, TestersClient
+from tap_kaleyra_rcs.client import TestersClient
+from tap_kaleyra_rcs.errors import KaleyraError
 from tap_kaleyra_rcs.output import SingerOutput
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema

@@ -11,8 +11,31 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import KEY_SCANS, RunningSandbox
+from tests.support import BIN, KEY_SCANS, RunningSandbox
 from tests.warehouses import MELTANO, ROOT, Postgres
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run against an installed copy of the tap that is not this checkout.
+
+    Many tests run the ``tap-kaleyra-rcs`` command as a subprocess: if ``.venv``
+    held a copy installed before the last edit, they would test stale code.
+    """
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", "import tap_kaleyra_rcs; print(tap_kaleyra_rcs.__file__)"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    imported = Path(done.stdout.strip()).resolve().parent if done.returncode == 0 else None
+    if imported != ROOT / "tap_kaleyra_rcs":
+        message = (
+            f"the tap-kaleyra-rcs in {BIN.parent} is not this checkout's working tree "
+            f"({imported or done.stderr.strip()[-200:]}); run python3 scripts/test.py, "
+            "or pip install --editable '.[test]' into it"
+        )
+        raise pytest.UsageError(message)
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tap_kaleyra_rcs.client import ConfigurationRejected, TestersClient
+from tap_kaleyra_rcs.client import TestersClient
+from tap_kaleyra_rcs.errors import ConfigurationRejected
 from tap_kaleyra_rcs.settings import parse_settings
 from tests.fault_matrix import DOC, FAULTY_AGENT, MATRIX, Fault, render
 from tests.support import SCHEMA, TAP, run_tap

@@ -16,7 +16,8 @@ import jsonschema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tap_kaleyra_rcs.client import KaleyraError, Retry, TestersClient
+from tap_kaleyra_rcs.client import Retry, TestersClient
+from tap_kaleyra_rcs.errors import KaleyraError
 from tap_kaleyra_rcs.records import COERCERS, build_records
 from tap_kaleyra_rcs.settings import parse_settings
 from tests.support import SCHEMA, RunningSandbox, run_tap

@@ -8,16 +8,15 @@ from email.utils import formatdate
 
 import pytest
 
-from tap_kaleyra_rcs import client as client_module
+from tap_kaleyra_rcs import errors as errors_module
 from tap_kaleyra_rcs.client import (
-    AgentRequestFailed,
-    MalformedResponse,
     RequestPacer,
     _host_of,
     decode_testers,
     retry_after_seconds,
     safe_snippet,
 )
+from tap_kaleyra_rcs.errors import AgentRequestFailed, MalformedResponse
 from tap_kaleyra_rcs.output import _write_all
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import build_records, epoch_millis_to_rfc3339
@@ -39,7 +38,7 @@ def test_retry_after_that_cannot_be_read_is_ignored(value):
 
 
 def test_snippets_are_short_single_line_and_never_hold_the_secret(monkeypatch):
-    monkeypatch.setattr(client_module, "_SECRETS", {"SECRET123"})
+    monkeypatch.setattr(errors_module, "_SECRETS", {"SECRET123"})
     body = b"<html>\n<p>key=SECRET123 rejected</p>\x00" + b"x" * 500
     snippet = safe_snippet(body)
     assert "SECRET123" not in snippet
@@ -49,7 +48,7 @@ def test_snippets_are_short_single_line_and_never_hold_the_secret(monkeypatch):
 
 
 def test_an_error_message_never_holds_the_key_even_when_the_server_echoes_it(monkeypatch):
-    monkeypatch.setattr(client_module, "_SECRETS", {"SECRET123"})
+    monkeypatch.setattr(errors_module, "_SECRETS", {"SECRET123"})
     with pytest.raises(AgentRequestFailed) as caught:
         decode_testers(b'{"code":"RCS500","message":"bad key SECRET123"}', "1")
     assert "SECRET123" not in str(caught.value)

@@ -1,0 +1,85 @@
+"""The failures the tap anticipates, and the redaction that keeps the API key out of them.
+
+Every anticipated failure is a :class:`KaleyraError`: its message is one line that
+names what went wrong and what to do, and the command line prints it as the run's
+last line instead of a traceback. Messages often quote the server's own words,
+and a server may echo the API key back, so every message is redacted here, once,
+before anything else can shorten or print it.
+"""
+
+from __future__ import annotations
+
+_FRAGMENT = 8
+"""Shortest piece of a key that is redacted on its own (and that key scans flag)."""
+
+_SECRETS: set[str] = set()
+"""API keys in use: no error message or log line may contain any piece of one."""
+
+
+def register_secret(secret: str) -> None:
+    """Redact ``secret``, and any piece of it of 8 characters or more, from now on."""
+    if secret:
+        _SECRETS.add(secret)
+
+
+def longest_secret() -> int:
+    """Length of the longest key in use: how far past a cut a key could reach."""
+    return max(map(len, _SECRETS), default=0)
+
+
+def redact(text: str) -> str:
+    """``text`` with every API key in use, and every 8-character piece of one, as ``***``.
+
+    Whole keys are not enough: a server may echo a key cut short, and a message
+    that is later shortened may cut a key in two. Redact before any cut.
+    """
+    for secret in _SECRETS:
+        text = _redact_one(text, secret)
+    return text
+
+
+def _redact_one(text: str, secret: str) -> str:
+    if len(secret) <= _FRAGMENT:
+        return text.replace(secret, "***")
+    pieces = {secret[i : i + _FRAGMENT] for i in range(len(secret) - _FRAGMENT + 1)}
+    covered = [False] * len(text)
+    for start in range(len(text) - _FRAGMENT + 1):
+        if text[start : start + _FRAGMENT] in pieces:
+            covered[start : start + _FRAGMENT] = [True] * _FRAGMENT
+    if not any(covered):
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not covered[index]:
+            out.append(char)
+        elif index == 0 or not covered[index - 1]:
+            out.append("***")
+    return "".join(out)
+
+
+class KaleyraError(Exception):
+    """An anticipated failure; its message is one line, safe to show the user."""
+
+    def __init__(self, message: str) -> None:
+        """Keep the message, with any API key in it redacted."""
+        super().__init__(redact(message))
+
+
+class ConfigurationRejected(KaleyraError):
+    """Kaleyra refused the request for a reason no retry or other agent will fix."""
+
+
+class AgentRequestFailed(KaleyraError):
+    """Kaleyra refused the request for one agent (e.g. ``400 RCS904``)."""
+
+
+class RetriesExhausted(KaleyraError):
+    """A transient failure outlasted the retry budget."""
+
+
+class MalformedResponse(KaleyraError):
+    """The answer was not the documented JSON shape, so its data can't be trusted."""
+
+
+class OutputClosed(KaleyraError):
+    """The reader of stdout (usually the target) went away."""
