@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
+from tap_kaleyra_rcs.errors import KaleyraError
+
 POD_BASE_URLS: dict[str, str] = {
     "in": "https://rcs-api.in.kaleyra.io",
     "na": "https://rcs-api.na.kaleyra.io",
@@ -33,6 +35,8 @@ _SID = re.compile(r"[A-Za-z0-9]+")
 # `requests` raise an error that quotes the header value, i.e. the key itself.
 _API_KEY = re.compile(r"[\x21-\x7e]+")
 _LOOPBACK_NAMES = {"localhost"}
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A plain decimal number in ASCII, as an environment variable would hold it."""
 
 
 class SettingsError(ValueError):
@@ -41,6 +45,17 @@ class SettingsError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         """Keep every problem so the user can fix them all in one go."""
         super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class SettingsInvalid(KaleyraError):
+    """Settings failed validation, after each problem was logged on its own line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        """Summarise in one line: how many problems, and the first of them."""
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{count} setting {noun} (listed above); first: {problems[0]}")
         self.problems = problems
 
 
@@ -193,6 +208,39 @@ def _check_whole_number(
     return int(value)
 
 
+def numbers_from_text(
+    config: t.Mapping[str, t.Any], properties: t.Mapping[str, t.Mapping[str, t.Any]]
+) -> dict[str, t.Any]:
+    """``config`` with number settings given as text turned into numbers.
+
+    Environment variables are text. Meltano passes a ``kind: decimal`` setting
+    read from one on as a ``Decimal`` it then cannot write to the tap's config
+    file, so meltano.yml declares those settings ``kind: string`` and the tap
+    reads the number here. Anything that is not plain decimal text is left
+    alone for validation to reject by setting name.
+    """
+    converted = dict(config)
+    for name, value in config.items():
+        types = properties.get(name, {}).get("type", ())
+        if not isinstance(value, str) or not _NUMBER_TEXT.fullmatch(value.strip()):
+            continue
+        if "integer" in types and value.strip().lstrip("+-").isdigit():
+            converted[name] = int(value)
+        elif "number" in types:
+            converted[name] = float(value)
+    return converted
+
+
+def _check_batch_without_activation(config: t.Mapping[str, t.Any], problems: list[str]) -> None:
+    """Batch files carry no record version: activating one would delete every tester."""
+    if config.get("batch_config") and config.get("emit_activate_version_messages"):
+        problems.append(
+            "batch_config: cannot be used with emit_activate_version_messages: batch "
+            "files carry no record version, so a target would mark every tester "
+            "deleted; set emit_activate_version_messages to false for batch runs"
+        )
+
+
 def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
     """Check every setting and return them normalised.
 
@@ -229,6 +277,7 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
     endpoint_path = config.get("endpoint_path") or ENDPOINT_PATHS[0]
     if endpoint_path not in ENDPOINT_PATHS:
         problems.append(f"endpoint_path: must be one of {', '.join(ENDPOINT_PATHS)}")
+    _check_batch_without_activation(config, problems)
     rate = config.get("max_requests_per_second")
     settings = Settings(
         sid=sid,

@@ -14,6 +14,8 @@ from tap_kaleyra_rcs.settings import (
     POD_BASE_URLS,
     Settings,
     SettingsError,
+    SettingsInvalid,
+    numbers_from_text,
     parse_settings,
 )
 from tap_kaleyra_rcs.streams import TestersStream
@@ -166,17 +168,28 @@ class TapKaleyraRcs(Tap):
         return self._settings
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Run the tap's own checks first: they name the setting and the fix."""
+        """Run the tap's own checks first: they name the setting and the fix.
+
+        A failure keeps the SDK's lines (one per setting, then "Config validation
+        failed") and ends, like every anticipated failure, with one
+        ``tap-kaleyra-rcs: error:`` line, which schedulers read.
+        """
+        self._config = numbers_from_text(self._config, self.config_jsonschema["properties"])
         try:
             self._settings = parse_settings(self.config)
         except SettingsError as exc:
-            if raise_errors:
-                raise ConfigValidationError(
-                    "Config validation failed", errors=exc.problems
-                ) from None
-            return exc.problems
-        return super()._validate_config(raise_errors=raise_errors)
-
+            problems = exc.problems
+        else:
+            try:
+                problems = super()._validate_config(raise_errors=raise_errors)
+            except ConfigValidationError as exc:
+                problems = list(exc.errors)
+        if problems and raise_errors:
+            for problem in problems:
+                self.logger.error(problem)
+            self.logger.error("Config validation failed")
+            raise SettingsInvalid(problems)
+        return problems
     def discover_streams(self) -> list[Stream]:
         """The tap's single stream."""
         return [TestersStream(self)]
