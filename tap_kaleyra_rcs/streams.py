@@ -36,8 +36,10 @@ LINES_PER_WRITE = 2000
 
 FAST_PATH_CHECKED_AGAINST = (
     "0.54.9",
-    "(self, context: 'types.Context | None' = None, *, write_messages: 'bool' = True)"
-    " -> 't.Generator[dict, t.Any, t.Any]'",
+    (
+        "(self, context: 'types.Context | None' = None, *, write_messages: 'bool' = True)"
+        " -> 't.Generator[dict, t.Any, t.Any]'"
+    ),
 )
 """The singer-sdk version, and the signature of its private ``Stream._sync_records``,
 that ``TestersStream._sync_records`` was read against and overrides. The SDK may

@@ -190,6 +190,7 @@ class TapKaleyraRcs(Tap):
             self.logger.error("Config validation failed")
             raise SettingsInvalid(problems)
         return problems
+
     def discover_streams(self) -> list[Stream]:
         """The tap's single stream."""
         return [TestersStream(self)]
