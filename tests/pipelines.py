@@ -76,7 +76,9 @@ def duckdb_columns(pipeline: Pipeline) -> set[str]:
     }
 
 
-def meltano(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def meltano(
+    env: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Any Meltano command in the project, with this test's environment."""
     return subprocess.run(
         [MELTANO, *args],

@@ -160,9 +160,7 @@ def test_structured_logging_gives_one_json_object_per_tap_log_line(sandbox, tmp_
         tmp_path,
         SINGER_SDK_LOG_CONFIG=str(ROOT / "docs" / "logging-json.yml"),
     )
-    done = meltano(
-        pipeline.env, "--log-format=json", "run", "tap-kaleyra-rcs", "target-jsonl"
-    )
+    done = meltano(pipeline.env, "--log-format=json", "run", "tap-kaleyra-rcs", "target-jsonl")
     assert done.returncode == 0, done.stderr[-4000:]
 
     # Meltano parses each line the tap writes to stderr; a JSON one keeps its fields.

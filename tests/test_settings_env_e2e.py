@@ -29,12 +29,18 @@ def _jsonl_agents(pipeline) -> list[str]:
 
 def test_sid_api_key_and_endpoint_path(sandbox, tmp_path):
     # The sandbox accepts only these three; meltano.yml's sandbox values would be refused.
-    account = {"sid": "ENVSID0000000042", "api_key": "env-api-key-9f8e7d6c", "path": "/wsgw/v1/agent/testersbyagent"}
+    account = {
+        "sid": "ENVSID0000000042",
+        "api_key": "env-api-key-9f8e7d6c",
+        "path": "/wsgw/v1/agent/testersbyagent",
+    }
     api = sandbox(spec(**account))
     pipeline = duckdb_pipeline(
         api,
         tmp_path,
-        **setting_env(sid=account["sid"], api_key=account["api_key"], endpoint_path=account["path"]),
+        **setting_env(
+            sid=account["sid"], api_key=account["api_key"], endpoint_path=account["path"]
+        ),
     )
     done = pipeline.run("target-jsonl")
 
@@ -144,7 +150,9 @@ def test_pod_and_faker_config_reach_the_config_file(sandbox, tmp_path):
     # faker_config only with the faker package installed: the file the tap
     # reads is what can be checked here.
     pipeline = duckdb_pipeline(
-        sandbox(spec()), tmp_path, **setting_env(pod="na", faker_config={"seed": 7, "locale": ["en_US"]})
+        sandbox(spec()),
+        tmp_path,
+        **setting_env(pod="na", faker_config={"seed": 7, "locale": ["en_US"]}),
     )
     done = meltano(pipeline.env, "invoke", "--dump=config", "tap-kaleyra-rcs")
 
