@@ -19,6 +19,7 @@ import duckdb
 import pytest
 import yaml
 
+from tests.meltano_kinds import MELTANO_KINDS, kinds_for
 from tests.support import TAP, RunningSandbox
 from tests.warehouses import ROOT, meltano_env, meltano_run, meltano_start, wait_until
 
@@ -244,46 +245,7 @@ def test_meltano_yml_settings_mirror_the_tap_about_output():
             assert [o["value"] for o in setting["options"]] == [v for v in spec["enum"] if v]
         if spec.get("default") is not None:
             assert setting["value"] == spec["default"], name
-        assert setting["kind"] in _MELTANO_KINDS, name
-        assert setting["kind"] in _kinds_for(spec), name
+        assert setting["kind"] in MELTANO_KINDS, name
+        assert setting["kind"] in kinds_for(spec), name
     assert declared["api_key"]["kind"] == "string"
     assert declared["api_key"]["sensitive"] is True
-
-
-_MELTANO_KINDS = {
-    "string",
-    "integer",
-    "boolean",
-    "decimal",
-    "date_iso8601",
-    "email",
-    "options",
-    "file",
-    "array",
-    "object",
-    "oauth",
-}
-"""Meltano 4's current setting kinds (password and hidden are deprecated)."""
-
-
-def _kinds_for(spec: dict[str, t.Any]) -> set[str]:
-    """The meltano.yml kinds that carry a setting of this JSON type to the tap.
-
-    Numbers are ``string``: Meltano turns a ``decimal`` read from an environment
-    variable into a value it cannot write to the tap's config file, and the tap
-    reads numbers from text.
-    """
-    types = set(spec.get("type", [])) if isinstance(spec.get("type"), list) else {spec["type"]}
-    if "enum" in spec:
-        return {"options"}
-    for json_type, kinds in (
-        ("number", {"string"}),
-        ("integer", {"integer"}),
-        ("boolean", {"boolean"}),
-        ("array", {"array"}),
-        ("object", {"object"}),
-        ("string", {"string"}),
-    ):
-        if json_type in types:
-            return kinds
-    return set()
