@@ -3,8 +3,9 @@
 Every failure the tap foresees (refused requests, malformed answers, exhausted
 retries, signals) ends with a single ``tap-kaleyra-rcs:`` line on stderr and a
 non-zero exit status instead of a Python traceback; a traceback is added only
-at the DEBUG log level. Bad settings are reported by
-the SDK before any request: one ERROR line per setting, exit status 1.
+at the DEBUG log level. Bad settings are reported before any request: one
+ERROR line per setting, then the SDK's "Config validation failed", then the
+same single ``tap-kaleyra-rcs: error:`` line, exit status 1.
 """
 
 from __future__ import annotations
