@@ -91,3 +91,17 @@ def test_fast_path_was_checked_against_the_installed_sdk():
         "then update FAST_PATH_CHECKED_AGAINST (see README, 'Upgrading singer-sdk')."
     )
     assert streams.FAST_PATH_SAFE
+
+
+def test_another_sdk_sends_every_record_through_the_sdks_own_path(sandbox, monkeypatch, capfd):
+    api = sandbox({"agents": 2})
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("the fast path ran with an SDK it was not checked against")
+
+    monkeypatch.setattr(streams, "FAST_PATH_SAFE", False)
+    monkeypatch.setattr(streams.TestersStream, "_write_records", refuse)
+    TapKaleyraRcs(config=api.config()).sync_all()
+
+    lines = capfd.readouterr().out.splitlines()
+    assert sum('"type":"RECORD"' in line.replace(" ", "") for line in lines) == 10
