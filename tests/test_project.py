@@ -26,7 +26,9 @@ def test_readme_settings_table_matches_about_output():
     assert done.returncode == 0, done.stdout
 
 
-def test_the_wheel_carries_the_schema(tmp_path):
+def test_the_built_wheel_carries_the_schema_and_loads_it_from_the_package(tmp_path):
+    # The tests run an editable install of the checkout; users install the wheel,
+    # where the schema must come from inside the package.
     subprocess.run(
         [
             sys.executable,
@@ -43,24 +45,38 @@ def test_the_wheel_carries_the_schema(tmp_path):
         capture_output=True,
     )
     (wheel,) = tmp_path.glob("tap_kaleyra_rcs-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "tap_kaleyra_rcs/schemas/testers.json" in names
-
-
-def test_the_installed_tap_loads_its_schema_from_the_package():
+    assert "tap_kaleyra_rcs/schemas/testers.json" in zipfile.ZipFile(wheel).namelist()
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--quiet",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     program = (
-        "import tap_kaleyra_rcs.records as r, importlib.resources as ir;"
+        "import sys, tap_kaleyra_rcs.records as r, importlib.resources as ir;"
         "p = ir.files('tap_kaleyra_rcs') / 'schemas' / 'testers.json';"
-        "print(p.is_file(), sorted(r.load_schema()['properties'])[0])"
+        "print(r.__file__.startswith(sys.argv[1]), p.is_file(),"
+        " sorted(r.load_schema()['properties'])[0])"
     )
     done = subprocess.run(
-        [str(BIN / "python"), "-c", program],
+        [str(BIN / "python"), "-c", program, str(site)],
         cwd="/",
+        env={**os.environ, "PYTHONPATH": str(site)},
         capture_output=True,
         text=True,
         check=True,
     )
-    assert done.stdout.split() == ["True", "agent_no"]
+    assert done.stdout.split() == ["True", "True", "agent_no"]
 
 
 def _run_demo(tmp_path, **env_overrides: str) -> subprocess.CompletedProcess[str]:
