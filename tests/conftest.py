@@ -15,7 +15,6 @@ from hypothesis import settings
 from tests.support import BIN, KEY_PIECE, KEY_SCANS, RunningSandbox
 from tests.warehouses import MELTANO, ROOT, Postgres
 
-
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 """CI: the same examples on every run, nothing read from or written to a database,
 and a failing example printed in full so it can be replayed from the log."""

@@ -26,7 +26,8 @@ from tap_kaleyra_rcs.records import build_records
 from tap_kaleyra_rcs.settings import parse_settings
 from tests.support import KEY_PIECE, assert_no_key, key_piece_in, run_tap
 
-KEY = "Rcs-Test-KEY-7f3a9c2e"  # noqa: S105 - made up; mixed case, as host names lose case
+KEY = "Rcs-Test-KEY-7f3a9c2e"
+"""A made-up key; mixed case, as a host name holding it arrives lower-cased."""
 DECOY = "D" * len(KEY)
 """A key of the same length that no answer echoes: the same windows, nothing redacted."""
 AGENT = "48901"
@@ -128,10 +129,9 @@ def _run(api, tmp_path):
 
 
 @pytest.mark.parametrize(("echoed", "offset"), PLACES)
-@pytest.mark.parametrize(("status", "carrier"), HTTP_CASES, ids=[f"{s} {c}" for s, c in HTTP_CASES])
-def test_a_key_echoed_at_any_cut_is_not_in_the_output(
-    sandbox, tmp_path, status, carrier, echoed, offset
-):
+@pytest.mark.parametrize("case", HTTP_CASES, ids=[f"{s} {c}" for s, c in HTTP_CASES])
+def test_a_key_echoed_at_any_cut_is_not_in_the_output(sandbox, tmp_path, case, echoed, offset):
+    status, carrier = case
     where = CARRIERS[carrier]
     body = where.body(echoed, where.cut + offset)
     api = _serving(sandbox, faults=[{"status": status, "body_hex": body.hex(), "times": "always"}])
@@ -164,9 +164,7 @@ def test_a_key_in_a_redirect_location_is_not_in_the_output(
 
 
 @pytest.mark.parametrize("offset", [-12, -3, 0])
-def test_a_key_in_a_field_value_quoted_in_an_error_is_not_in_the_output(
-    sandbox, tmp_path, offset
-):
+def test_a_key_in_a_field_value_quoted_in_an_error_is_not_in_the_output(sandbox, tmp_path, offset):
     # The value is quoted as repr(["...the key is KEY..."]): "['" comes first.
     value = ["." * (VALUE_CUT + offset - len(MARK) - 2) + MARK + KEY]
     api = _serving(sandbox, set={"0": {"phoneno": value}})
