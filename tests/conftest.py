@@ -15,10 +15,14 @@ from hypothesis import settings
 from tests.support import BIN, KEY_PIECE, KEY_SCANS, RunningSandbox
 from tests.warehouses import MELTANO, ROOT, Postgres
 
-settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+# Both built on Hypothesis's own defaults: it loads a profile of its own when it
+# sees a CI variable, which a profile registered without a parent would inherit.
+settings.register_profile(
+    "ci", settings.get_profile("default"), derandomize=True, database=None, print_blob=True
+)
 """CI: the same examples on every run, nothing read from or written to a database,
 and a failing example printed in full so it can be replayed from the log."""
-settings.register_profile("local")
+settings.register_profile("local", settings.get_profile("default"))
 """Locally: new random examples each run, failures remembered in .hypothesis/."""
 settings.load_profile("ci" if os.environ.get("CI") else "local")
 

@@ -1,7 +1,8 @@
 """Property-based tests: whatever the API answers, valid records or a clear error.
 
 In process: 1,500 generated (status, headers, body) answers through the client's
-per-status policy and the record builder. Over HTTP: 25 generated answers served
+per-status policy and the record builder, and 1,000 tester lists through the
+record builder alone. Over HTTP: 25 generated answers served
 by the sandbox to the installed tap. Never an unhandled exception or traceback;
 every record emitted matches schemas/testers.json; no error, retry reason or
 output holds the API key or any 8-character piece of it, though the answers
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import string
 import typing as t
 
 import jsonschema
@@ -55,10 +57,14 @@ echoes = st.builds(
     st.text(max_size=20),
 )
 """Server text echoing the key; up to 130 characters before it, so it lands on the cuts."""
-odd_digits = st.text(
-    st.sampled_from("0123456789-+ ") | st.characters(categories=["Nd", "No"]),
-    min_size=1,
-    max_size=25,
+odd_digits = st.builds(
+    str.__add__,
+    st.sampled_from(["", "", "-", "--", "+", " "]),
+    st.text(
+        st.sampled_from(string.digits) | st.characters(categories=["Nd", "No"]),
+        min_size=1,
+        max_size=25,
+    ),
 )
 """Digit strings of every kind: "²", "①", "١٢", full-width, "--5", 25 digits, mixed with ASCII."""
 
@@ -86,11 +92,12 @@ field_names = st.sampled_from([*COERCERS, "created_at", "new_field", ""])
 testers = st.one_of(
     st.dictionaries(field_names, scalars, max_size=10),
     st.fixed_dictionaries(
-        {"id": st.one_of(st.text(min_size=1, max_size=12), st.integers())},
+        {
+            "id": st.one_of(st.text(min_size=1, max_size=12), st.integers()),
+            **dict.fromkeys(INTEGER_FIELDS, integers_as_sent),
+        },
         optional={
-            name: integers_as_sent if name in INTEGER_FIELDS else scalars
-            for name in COERCERS
-            if name != "id"
+            name: scalars for name in COERCERS if name != "id" and name not in INTEGER_FIELDS
         },
     ),
     json_values,
@@ -103,7 +110,12 @@ documents = st.fixed_dictionaries(
         "data": st.one_of(st.lists(testers, max_size=6), json_values),
     },
 )
+successes = st.lists(testers, min_size=1, max_size=6).map(
+    lambda data: json.dumps({"code": "RCS902", "data": data}).encode()
+)
+"""Bodies that reach the record builder, field by field."""
 bodies = st.one_of(
+    successes,
     documents.map(lambda d: json.dumps(d).encode()),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=64),
@@ -162,6 +174,22 @@ def test_any_answer_gives_valid_records_a_retry_or_a_clear_error(
     for record in batch.records:
         VALIDATOR.validate(record)
         assert record["agent_no"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(raw_testers=st.lists(testers, max_size=6))
+def test_any_tester_list_gives_valid_records_or_a_clear_error(raw_testers):
+    # The record builder alone, so that every example reaches the field coercions.
+    try:
+        batch = build_records("48900", raw_testers)
+    except KaleyraError as error:
+        message = str(error)
+        assert len(message.splitlines()) == 1
+        assert message.startswith("agent 48900: ")
+        assert_no_key(message, SECRET)
+        return
+    for record in batch.records:
+        VALIDATOR.validate(record)
 
 
 @settings(
