@@ -34,7 +34,7 @@ class KeyScans:
     tap_runs: int = 0
     """Runs of the installed tap whose whole stdout and stderr were scanned."""
     texts: int = 0
-    """Other texts scanned: in-process error messages, retry reasons, log lines."""
+    """Other texts scanned: in-process error messages and retry reasons."""
     characters: int = 0
     """Characters scanned in all, tap output and other texts together."""
 
