@@ -28,6 +28,7 @@ from tap_kaleyra_rcs.errors import (
     RetriesExhausted,
     longest_secret,
     redact,
+    redact_cut,
     register_secret,
 )
 
@@ -129,10 +130,11 @@ def safe_snippet(body: bytes) -> str:
     The excerpt is redacted before it is cut: a key that straddled the cut would
     otherwise leave its first characters behind. Only as much of the body is
     decoded as can reach the cut, plus the longest key, so a huge body costs no
-    more than a small one.
+    more than a small one; the end of that window is cut like any other cut.
     """
     reach = (_SNIPPET_LENGTH + longest_secret()) * 4  # a character is at most 4 bytes
-    text = _shorten(redact(body[:reach].decode("utf-8", errors="replace")))
+    text = body[:reach].decode("utf-8", errors="replace")
+    text = _shorten(redact(text) if len(body) <= reach else redact_cut(text))
     return repr(text) if text else "(empty body)"
 
 

@@ -9,6 +9,8 @@ before anything else can shorten or print it.
 
 from __future__ import annotations
 
+import string
+
 _FRAGMENT = 8
 """Shortest piece of a key that is redacted on its own (and that key scans flag)."""
 
@@ -31,21 +33,36 @@ def redact(text: str) -> str:
     """``text`` with every API key in use, and every 8-character piece of one, as ``***``.
 
     Whole keys are not enough: a server may echo a key cut short, and a message
-    that is later shortened may cut a key in two. Redact before any cut.
+    that is later shortened may cut a key in two. Redact before any cut. Letter
+    case is ignored: a host name, for one, reaches us lower-cased.
     """
     for secret in _SECRETS:
         text = _redact_one(text, secret)
     return text
 
 
+def redact_cut(text: str) -> str:
+    """:func:`redact` for a text that was cut off at its end, e.g. a body's first bytes.
+
+    A key that went on past the cut leaves its first few characters at the end,
+    too few to be recognised as a piece of it: the last 7 characters are dropped.
+    """
+    return redact(text)[: -(_FRAGMENT - 1)]
+
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+"""Lower-cases ASCII letters only, so that every character keeps its position."""
+
+
 def _redact_one(text: str, secret: str) -> str:
-    if len(secret) <= _FRAGMENT:
-        return text.replace(secret, "***")
-    pieces = {secret[i : i + _FRAGMENT] for i in range(len(secret) - _FRAGMENT + 1)}
+    size = min(_FRAGMENT, len(secret))
+    folded_secret = secret.translate(_ASCII_LOWER)
+    pieces = {folded_secret[i : i + size] for i in range(len(secret) - size + 1)}
+    folded = text.translate(_ASCII_LOWER)
     covered = [False] * len(text)
-    for start in range(len(text) - _FRAGMENT + 1):
-        if text[start : start + _FRAGMENT] in pieces:
-            covered[start : start + _FRAGMENT] = [True] * _FRAGMENT
+    for start in range(len(text) - size + 1):
+        if folded[start : start + size] in pieces:
+            covered[start : start + size] = [True] * size
     if not any(covered):
         return text
     out: list[str] = []

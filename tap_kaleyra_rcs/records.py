@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 
-from tap_kaleyra_rcs.errors import MalformedResponse
+from tap_kaleyra_rcs.errors import MalformedResponse, redact
 
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: rendered with "Z"
 _BOOLEAN_WORDS = {"true": True, "false": False}
@@ -196,5 +196,6 @@ def _coerce_tester(agent: str, index: int, raw: object, unknown: set[str]) -> di
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    """The value for an error message: redacted first, as the cut could split a key."""
+    text = redact(repr(value))
     return text if len(text) <= 40 else text[:40] + "..."  # noqa: PLR2004

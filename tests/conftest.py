@@ -10,9 +10,21 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
-from tests.support import BIN, KEY_SCANS, RunningSandbox
+from tests.support import BIN, KEY_PIECE, KEY_SCANS, RunningSandbox
 from tests.warehouses import MELTANO, ROOT, Postgres
+
+# Both built on Hypothesis's own defaults: it loads a profile of its own when it
+# sees a CI variable, which a profile registered without a parent would inherit.
+settings.register_profile(
+    "ci", settings.get_profile("default"), derandomize=True, database=None, print_blob=True
+)
+"""CI: the same examples on every run, nothing read from or written to a database,
+and a failing example printed in full so it can be replayed from the log."""
+settings.register_profile("local", settings.get_profile("default"))
+"""Locally: new random examples each run, failures remembered in .hypothesis/."""
+settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,7 +93,9 @@ def postgres() -> t.Iterator[Postgres]:
 
 
 def pytest_terminal_summary(terminalreporter: t.Any) -> None:
-    """Say how many tap runs had all their output scanned for the API key."""
+    """Say how much output was scanned for the API key and its pieces."""
     terminalreporter.write_line(
-        f"API key scan: stdout and stderr of {len(KEY_SCANS)} tap runs checked for the key"
+        f"API key scan: stdout and stderr of {KEY_SCANS.tap_runs} tap runs and "
+        f"{KEY_SCANS.texts} other texts ({KEY_SCANS.characters:,} characters) checked for "
+        f"the key and every {KEY_PIECE}-character piece of it"
     )

@@ -1,0 +1,87 @@
+"""Integers arrive as JSON numbers or as ASCII digit strings; anything else is a clear error.
+
+``str.isdigit`` is true for "²" or "①", which ``int`` refuses with a traceback,
+and ``int`` accepts Arabic-Indic and full-width digits or "1_000", which no one
+would expect in an id: only an optional minus and 1 to 19 ASCII digits are
+coerced; every other string stops the run naming the agent and the field.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tap_kaleyra_rcs.errors import MalformedResponse
+from tap_kaleyra_rcs.records import build_records
+from tests.support import run_tap
+
+AGENT = "48901"
+NOT_WHOLE_NUMBERS = [
+    pytest.param("²", id="superscript two"),
+    pytest.param("①", id="circled one"),
+    pytest.param("١٢", id="Arabic-Indic twelve"),
+    pytest.param("\uff11\uff12", id="full-width twelve"),
+    pytest.param("--5", id="double minus"),
+    pytest.param("1" * 25, id="25 digits"),
+    pytest.param("1²", id="ASCII digit then superscript"),
+    pytest.param("1_000", id="underscore"),
+    pytest.param("+5", id="plus sign"),
+    pytest.param("12 34", id="inner space"),
+    pytest.param("-", id="minus alone"),
+    pytest.param("", id="empty"),
+]
+
+
+def _tester(**fields: object) -> dict[str, object]:
+    return {"id": "t-1", "agent_no": AGENT, **fields}
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("17", 17),
+        ("-3", -3),
+        (" 42 ", 42),
+        ("\t-8\n", -8),
+        ("0", 0),
+        ("007", 7),
+        ("9" * 19, 10**19 - 1),
+        ("-" + "9" * 19, -(10**19 - 1)),
+    ],
+)
+def test_ascii_digit_strings_become_the_integer_they_spell(text, number):
+    (record,) = build_records(AGENT, [_tester(carrierid=text)]).records
+    assert record["carrierid"] == number
+    assert type(record["carrierid"]) is int
+
+
+def test_a_created_date_digit_string_becomes_a_timestamp():
+    (record,) = build_records(AGENT, [_tester(created_date=" 1769708507204 ")]).records
+    assert record["created_date"] == 1769708507204
+    assert record["created_at"] == "2026-01-29T17:41:47.204Z"
+
+
+@pytest.mark.parametrize("text", NOT_WHOLE_NUMBERS)
+@pytest.mark.parametrize("field", ["carrierid", "created_date"])
+def test_other_digit_strings_are_an_error_naming_agent_and_field(field, text):
+    with pytest.raises(MalformedResponse) as caught:
+        build_records(AGENT, [_tester(**{field: text})])
+    message = str(caught.value)
+    assert message.startswith(f"agent {AGENT}: tester #0 field {field!r} is str ")
+    assert "expected a whole number" in message
+
+
+@pytest.mark.parametrize("text", NOT_WHOLE_NUMBERS[:6])
+def test_the_installed_tap_stops_cleanly_on_a_digit_it_cannot_read(sandbox, tmp_path, text):
+    api = sandbox(
+        {
+            "agents": ["48900", AGENT],
+            "agent_overrides": {AGENT: {"set": {"0": {"carrierid": text}}}},
+        }
+    )
+    run = run_tap(api.config(max_concurrent_agents=1), tmp_path)
+
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert run.last_line.startswith(f"tap-kaleyra-rcs: error: agent {AGENT}: "), run.last_line
+    assert "field 'carrierid'" in run.last_line
+    assert {record["agent_no"] for record in run.records} == {"48900"}, "nothing of agent 48901"
