@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 
-from tap_kaleyra_rcs.errors import MalformedResponse, redact
+from tap_kaleyra_rcs.errors import MalformedResponse, longest_secret, redact, redact_cut
 
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: rendered with "Z"
 _BOOLEAN_WORDS = {"true": True, "false": False}
@@ -195,7 +195,12 @@ def _coerce_tester(agent: str, index: int, raw: object, unknown: set[str]) -> di
     return record
 
 
+_SHORT = 40
+
+
 def _short(value: object) -> str:
     """The value for an error message: redacted first, as the cut could split a key."""
-    text = redact(repr(value))
-    return text if len(text) <= 40 else text[:40] + "..."  # noqa: PLR2004
+    text = repr(value)
+    reach = _SHORT + longest_secret()  # a key starting before the cut ends by here
+    text = redact_cut(text[:reach]) if len(text) > reach else redact(text)
+    return text if len(text) <= _SHORT else text[:_SHORT] + "..."

@@ -14,7 +14,7 @@ from singer_sdk import Stream
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_kaleyra_rcs.client import TestersClient
-from tap_kaleyra_rcs.errors import KaleyraError
+from tap_kaleyra_rcs.errors import KaleyraError, redact
 from tap_kaleyra_rcs.output import SingerOutput
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema
@@ -150,9 +150,9 @@ class TestersStream(Stream):
         batch = self._prefetcher.take(agent)
         for name in sorted(batch.unknown_fields - self._warned_fields):
             self.logger.warning(
-                "The API returned a field '%s' that the testers schema does not "
+                "The API returned a field %r that the testers schema does not "
                 "have; it is left out of the records. (Warned once per field.)",
-                name,
+                redact(name),  # the server's words: they may echo the key
             )
             self._warned_fields.add(name)
         self.logger.info("agent %s: %d testers", batch.agent, len(batch.records))

@@ -174,6 +174,25 @@ def test_a_key_in_a_field_value_quoted_in_an_error_is_not_in_the_output(sandbox,
     assert_key_not_shown(run.stderr, KEY)
 
 
+def test_an_unknown_field_named_after_the_key_is_warned_about_without_it(sandbox, tmp_path):
+    api = _serving(sandbox, extra_fields={f"echo {KEY} x": 1})
+    run = run_tap(api.config(api_key=KEY), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    (warning,) = [line for line in run.stderr.splitlines() if "returned a field" in line]
+    assert "'echo *** x'" in warning
+    assert_key_not_shown(run.stdout + run.stderr, KEY)
+
+
+def test_a_huge_field_value_is_quoted_short_and_without_the_key(sandbox, tmp_path):
+    api = _serving(sandbox, set={"0": {"carrierid": "x" * 100_000 + KEY}})
+    run = _run(api, tmp_path)
+
+    assert "field 'carrierid'" in run.last_line
+    assert len(run.last_line) < 400
+    assert_key_not_shown(run.stderr, KEY)
+
+
 # -- In process: every position around every cut ---------------------------------------------
 
 
