@@ -100,3 +100,14 @@ class MalformedResponse(KaleyraError):
 
 class OutputClosed(KaleyraError):
     """The reader of stdout (usually the target) went away."""
+
+
+class SettingsInvalid(KaleyraError):
+    """Settings failed validation, after each problem was logged on its own line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        """Summarise in one line: how many problems, and the first of them."""
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{count} setting {noun} (listed above); first: {problems[0]}")
+        self.problems = problems

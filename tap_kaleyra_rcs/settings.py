@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
-from tap_kaleyra_rcs.errors import KaleyraError
-
 POD_BASE_URLS: dict[str, str] = {
     "in": "https://rcs-api.in.kaleyra.io",
     "na": "https://rcs-api.na.kaleyra.io",
@@ -45,17 +43,6 @@ class SettingsError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         """Keep every problem so the user can fix them all in one go."""
         super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-class SettingsInvalid(KaleyraError):
-    """Settings failed validation, after each problem was logged on its own line."""
-
-    def __init__(self, problems: list[str]) -> None:
-        """Summarise in one line: how many problems, and the first of them."""
-        count = len(problems)
-        noun = "problem" if count == 1 else "problems"
-        super().__init__(f"{count} setting {noun} (listed above); first: {problems[0]}")
         self.problems = problems
 
 

@@ -8,13 +8,13 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_kaleyra_rcs.errors import SettingsInvalid
 from tap_kaleyra_rcs.output import SingerOutput
 from tap_kaleyra_rcs.settings import (
     ENDPOINT_PATHS,
     POD_BASE_URLS,
     Settings,
     SettingsError,
-    SettingsInvalid,
     numbers_from_text,
     parse_settings,
 )
