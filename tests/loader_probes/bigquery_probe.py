@@ -52,7 +52,7 @@ def main() -> None:
     }
     # The three conditions BaseBigQuerySink.__init__ checks before it loads into
     # a temporary table that clean_up() MERGEs on sink.key_properties.
-    upsert_candidate = sink_class._is_upsert_candidate(  # noqa: SLF001
+    upsert_candidate = sink_class._is_upsert_candidate(
         types.SimpleNamespace(config=target.config, stream_name=sink.stream_name)
     )
     merges = (
@@ -60,16 +60,19 @@ def main() -> None:
         and sink_class.ingestion_strategy is IngestionStrategy.DENORMALIZED
         and upsert_candidate
     )
-    print(
+    sys.stdout.write(
         json.dumps(
             {
                 "columns": columns,
                 "key_properties": sink.key_properties,
                 "merges": merges,
                 "sink": sink_class.__name__,
-                "handles_activate_version": sink_class.activate_version is not Sink.activate_version,
+                "handles_activate_version": (
+                    sink_class.activate_version is not Sink.activate_version
+                ),
             }
         )
+        + "\n"
     )
 
 

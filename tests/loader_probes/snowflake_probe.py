@@ -15,7 +15,6 @@ import re
 import sys
 
 import sqlalchemy
-
 from loader_probes_network import forbid_network
 
 forbid_network()
@@ -41,14 +40,14 @@ def main() -> None:
         connector.sqlalchemy_url, connect_args=connector.get_connect_args()
     )
     engine.dialect.identifier_preparer.reserved_words |= DEFAULT_RESERVED_WORDS
-    connector._cached_engine = engine  # noqa: SLF001
+    connector._cached_engine = engine
     dialect = engine.dialect
     schema = sink.conform_schema(sink.schema)
     columns = {
         name: str(connector.to_sql_type(prop).compile(dialect=dialect))
         for name, prop in schema["properties"].items()
     }
-    statement, _ = connector._get_merge_from_stage_statement(  # noqa: SLF001
+    statement, _ = connector._get_merge_from_stage_statement(
         full_table_name=sink.full_table_name,
         schema=schema,
         sync_id="probe",
@@ -57,7 +56,7 @@ def main() -> None:
     )
     merge_on = re.search(r" on (.+?) when matched", str(statement)).group(1)
     merges = bool(sink.key_properties) and sink.config.get("load_method", "upsert") == "upsert"
-    print(
+    sys.stdout.write(
         json.dumps(
             {
                 "columns": columns,
@@ -67,6 +66,7 @@ def main() -> None:
                 "table": str(sink.full_table_name),
             }
         )
+        + "\n"
     )
 
 
