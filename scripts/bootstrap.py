@@ -75,7 +75,14 @@ def continue_in_environment(extra: str) -> None:
     os.execv(python, [str(python), *sys.argv])  # noqa: S606 - our own interpreter
 
 
-def meltano_install(env: dict[str, str]) -> None:
-    """Install the plugins meltano.yml defines (each in its own environment)."""
-    say("meltano install (tap, target-duckdb, target-postgres, target-jsonl)")
-    run(BIN / "meltano", "--log-level=warning", "install", quiet=True, env=env)
+def meltano_install(env: dict[str, str], *plugins: str) -> None:
+    """Install plugins from meltano.yml, each in its own environment; none named: all.
+
+    Timed: the Snowflake and BigQuery loaders bring hundreds of MB of
+    dependencies, and a slow install should show in the log.
+    """
+    which = " ".join(plugins) or "every plugin in meltano.yml"
+    say(f"meltano install ({which})")
+    started = time.monotonic()
+    run(BIN / "meltano", "--log-level=warning", "install", *plugins, quiet=True, env=env)
+    say(f"meltano install took {time.monotonic() - started:.1f} s")

@@ -257,6 +257,8 @@ class TestersClient:
         self._pacer = pacer or RequestPacer(settings.max_requests_per_second)
         self._sleep = sleep
         self._local = threading.local()
+        self._retries_lock = threading.Lock()
+        self._retries = 0
         self._environment_proxies = requests.utils.get_environ_proxies(settings.endpoint_url)
         # As requests does with trust_env: an empty variable means "the default
         # bundle", never "don't verify".
@@ -284,6 +286,12 @@ class TestersClient:
             self._local.session = session
         return session
 
+    @property
+    def retries(self) -> int:
+        """Retries made so far by every thread, for the run summary."""
+        with self._retries_lock:
+            return self._retries
+
     def fetch(self, agent: str) -> list[t.Any]:
         """Return the agent's ``data`` list (raw testers), or raise a KaleyraError."""
         settings = self._settings
@@ -309,6 +317,8 @@ class TestersClient:
                 settings.max_retries,
                 delay,
             )
+            with self._retries_lock:
+                self._retries += 1
             self._sleep(delay)
             attempt += 1
 
