@@ -219,6 +219,9 @@ class Stats:
             self.by_status: collections.Counter[int] = collections.Counter()
             self.times: list[float] = []
             self.log: list[tuple[float, str, int, float]] = []
+            # Requests in flight just after each arrival: a peak stays visible to
+            # a waiter even if it has passed by the time the waiter wakes up.
+            self.in_flight_after_arrival: list[int] = []
             self.in_flight = 0
             self.max_in_flight = 0
             self.bad_keys = 0
@@ -230,6 +233,7 @@ class Stats:
             self.by_agent[agent] += 1
             self.times.append(arrived)
             self.in_flight += 1
+            self.in_flight_after_arrival.append(self.in_flight)
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self._lock.notify_all()
         return arrived
@@ -243,9 +247,19 @@ class Stats:
             self.log.append((arrived, agent, status, ended))
 
     def wait_for_in_flight(self, count: int, timeout: float) -> bool:
-        """Block until ``count`` requests are in flight at once; False after ``timeout``."""
+        """Block until ``count`` requests are, or have been since the call, in flight at once.
+
+        False if that has not happened within ``timeout`` seconds.
+        """
         with self._lock:
-            return self._lock.wait_for(lambda: self.in_flight >= count, timeout)
+            seen = len(self.in_flight_after_arrival)
+            return self._lock.wait_for(
+                lambda: (
+                    self.in_flight >= count
+                    or max(self.in_flight_after_arrival[seen:], default=0) >= count
+                ),
+                timeout,
+            )
 
     def recent(self, window: float = 1.0) -> int:
         """Requests that arrived in the last ``window`` seconds."""
@@ -270,8 +284,9 @@ class Stats:
                 "max_in_flight": self.max_in_flight,
                 "in_flight": self.in_flight,
                 "bad_keys": self.bad_keys,
-                # One entry per finished request, in arrival order: [arrived, agent,
-                # status, ended], the times in seconds since the first arrival.
+                # One entry per answered request, in arrival order: [arrived, agent,
+                # status, ended], the times in seconds since the first arrival;
+                # "ended" is when the answer was handed to the connection.
                 "log": [
                     [round(at - times[0], 4), agent, status, round(ended - times[0], 4)]
                     for at, agent, status, ended in sorted(self.log)
@@ -319,6 +334,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: SandboxServer
+    _unrecorded: tuple[float, str] | None = None
+    """(arrival, agent) of the API request being answered, until it is logged."""
 
     def setup(self) -> None:
         """Disable Nagle: headers and small bodies must not wait for delayed ACKs."""
@@ -345,6 +362,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         }
         merged.update(headers or {})
         lines += [f"{name}: {value}" for name, value in merged.items()]
+        self._record(status)
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         self.wfile.flush()
 
@@ -365,12 +383,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         agent = (query.get("agent_number") or [""])[0]
         stats = self.server.stats
-        arrived = stats.started(agent)
+        self._unrecorded = (stats.started(agent), agent)
         status = 0
         try:
             status = self._answer(scenario, agent)
         finally:
-            stats.finished(arrived, agent, status)
+            self._record(status)
+
+    def _record(self, status: int) -> None:
+        """Log the API request being answered, once; before its answer is sent.
+
+        Recorded first, so that a client holding the answer always finds the
+        request in the statistics.
+        """
+        if self._unrecorded is not None:
+            arrived, agent = self._unrecorded
+            self._unrecorded = None
+            self.server.stats.finished(arrived, agent, status)
 
     def _answer(self, scenario: Scenario, agent: str) -> int:  # noqa: PLR0911 - one per rule
         if self.headers.get("api-key") != scenario.api_key:

@@ -12,7 +12,6 @@ import pytest
 
 from tests.support import TAP, run_tap
 
-
 SETTINGS = (
     "sid",
     "api_key",

@@ -40,7 +40,7 @@ def test_exactly_the_configured_number_of_agents_are_in_flight_at_once(
             "agents": 12,
             "testers_per_agent": 2,
             "latency_ms": 100,
-            "agent_overrides": {agent: hold for agent in default_agents(concurrency)},
+            "agent_overrides": dict.fromkeys(default_agents(concurrency), hold),
         }
     )
     run = run_tap(api.config(max_concurrent_agents=concurrency), tmp_path)

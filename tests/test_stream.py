@@ -247,12 +247,13 @@ def _same_in_every_run(run) -> list[dict]:
     (activate,) = run.of_type("ACTIVATE_VERSION")
     stable = []
     for message in run.messages:
+        stable_message = dict(message)
         if "version" in message:
             assert message["version"] == activate["version"]
-            message = {**message, "version": "this run's version"}
+            stable_message["version"] = "this run's version"
         if "time_extracted" in message:
             extracted = dt.datetime.fromisoformat(message["time_extracted"])
             assert extracted.utcoffset() == dt.timedelta(0)
-            message = {**message, "time_extracted": "a UTC time"}
-        stable.append(message)
+            stable_message["time_extracted"] = "a UTC time"
+        stable.append(stable_message)
     return stable
