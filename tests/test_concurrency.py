@@ -145,18 +145,24 @@ def test_at_most_twice_the_concurrency_agents_are_fetched_ahead(sandbox, tmp_pat
 
 
 def test_the_first_fatal_error_stops_the_run_without_waiting_for_the_rest(sandbox, tmp_path):
+    workers = 4
     slow = {str(48900 + i): {"latency_ms": 60_000} for i in range(2, 40)}
-    slow["48901"] = {"faults": [{"status": 401, "times": "always"}]}
+    # The 401 is sent only once every worker has a request in the sandbox: the
+    # slow ones (a minute each) are then certainly in flight when the run fails.
+    slow["48901"] = {
+        "hold_until_in_flight": workers,
+        "faults": [{"status": 401, "times": "always"}],
+    }
     api = sandbox({"agents": 40, "agent_overrides": slow})
-    config = api.config(max_concurrent_agents=4, emit_activate_version_messages=True)
+    config = api.config(max_concurrent_agents=workers, emit_activate_version_messages=True)
     run = run_tap(config, tmp_path)
 
     assert run.returncode == 1
     assert "agent 48901" in run.last_line
     assert "Traceback" not in run.stderr
     stats = api.stats()
-    # The slow agents take a minute each: the tap has exited while they are still
-    # being answered, so it did not wait for them.
-    assert stats["in_flight"] >= 1, "slow agents in flight are not waited for"
-    assert stats["requests"] <= 6, "no new agent is started after the failure"
+    assert stats["in_flight"] >= workers - 1, "the tap exited without waiting for slow agents"
+    # 48900 is answered at once, so its worker starts one more agent; no other is
+    # started, before or after the failure.
+    assert stats["requests"] <= workers + 1, "no new agent is started after the failure"
     assert run.of_type("ACTIVATE_VERSION") == []
