@@ -8,9 +8,16 @@ before the normal one (429 with ``Retry-After``, 5xx, HTML or truncated
 bodies, dropped or hanging connections), plus latency, new fields, ``null``
 data and edits to the tester list. It binds to 127.0.0.1 only.
 
+For tests that must not depend on timing, an agent's override may say
+``"hold_until_in_flight": N``: each of its requests is answered only once N
+requests to the API are in flight at the same time (or, if that never happens,
+after ``"hold_timeout_seconds"``, 10 by default). A request of every worker held
+at one point proves they overlapped, whatever the machine's speed.
+
 Control endpoints (no key needed, loopback only):
-``GET /_sandbox/stats`` (request counts), ``POST /_sandbox/scenario`` (replace
-the scenario), ``POST /_sandbox/reset`` (zero the counters).
+``GET /_sandbox/stats`` (request counts, and per request its arrival and end),
+``POST /_sandbox/scenario`` (replace the scenario), ``POST /_sandbox/reset``
+(zero the counters).
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
 }
 _ERROR_CODES = {400: "RCS904", 405: "RCS405", 500: "RCS500", 502: "RCS502"}
 
@@ -125,6 +133,17 @@ class Scenario:
         """Seconds to wait before answering ``agent``."""
         return float(self.overrides.get(agent, {}).get("latency_ms", self.latency_ms)) / 1000
 
+    def in_flight_goal(self, agent: str) -> tuple[int, float] | None:
+        """(requests in flight to wait for, longest wait in s) before answering ``agent``.
+
+        ``None`` when the agent is answered without waiting for other requests.
+        """
+        override = self.overrides.get(agent, {})
+        goal = override.get("hold_until_in_flight")
+        if goal is None:
+            return None
+        return int(goal), float(override.get("hold_timeout_seconds", 10))
+
     def testers(self, agent: str) -> list[dict[str, t.Any]]:
         """The agent's tester list with the scenario's edits applied."""
         override = self.overrides.get(agent, {})
@@ -190,7 +209,7 @@ class Stats:
 
     def __init__(self) -> None:
         """Start from zero."""
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self.reset()
 
     def reset(self) -> None:
@@ -199,7 +218,10 @@ class Stats:
             self.by_agent: collections.Counter[str] = collections.Counter()
             self.by_status: collections.Counter[int] = collections.Counter()
             self.times: list[float] = []
-            self.log: list[tuple[float, str, int]] = []
+            self.log: list[tuple[float, str, int, float]] = []
+            # Requests in flight just after each arrival: a peak stays visible to
+            # a waiter even if it has passed by the time the waiter wakes up.
+            self.in_flight_after_arrival: list[int] = []
             self.in_flight = 0
             self.max_in_flight = 0
             self.bad_keys = 0
@@ -211,15 +233,33 @@ class Stats:
             self.by_agent[agent] += 1
             self.times.append(arrived)
             self.in_flight += 1
+            self.in_flight_after_arrival.append(self.in_flight)
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._lock.notify_all()
         return arrived
 
     def finished(self, arrived: float, agent: str, status: int) -> None:
         """Count the status the request ended with (0: no response)."""
+        ended = time.monotonic()
         with self._lock:
             self.by_status[status] += 1
             self.in_flight -= 1
-            self.log.append((arrived, agent, status))
+            self.log.append((arrived, agent, status, ended))
+
+    def wait_for_in_flight(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` requests are, or have been since the call, in flight at once.
+
+        False if that has not happened within ``timeout`` seconds.
+        """
+        with self._lock:
+            seen = len(self.in_flight_after_arrival)
+            return self._lock.wait_for(
+                lambda: (
+                    self.in_flight >= count
+                    or max(self.in_flight_after_arrival[seen:], default=0) >= count
+                ),
+                timeout,
+            )
 
     def recent(self, window: float = 1.0) -> int:
         """Requests that arrived in the last ``window`` seconds."""
@@ -242,11 +282,14 @@ class Stats:
                 "by_status": {str(k): v for k, v in self.by_status.items()},
                 "max_requests_in_1s": busiest,
                 "max_in_flight": self.max_in_flight,
+                "in_flight": self.in_flight,
                 "bad_keys": self.bad_keys,
-                # [seconds since the first request, agent, status], in arrival order
+                # One entry per answered request, in arrival order: [arrived, agent,
+                # status, ended], the times in seconds since the first arrival;
+                # "ended" is when the answer was handed to the connection.
                 "log": [
-                    [round(at - times[0], 4), agent, status]
-                    for at, agent, status in sorted(self.log)
+                    [round(at - times[0], 4), agent, status, round(ended - times[0], 4)]
+                    for at, agent, status, ended in sorted(self.log)
                 ]
                 if times
                 else [],
@@ -265,6 +308,13 @@ class SandboxServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), SandboxHandler)
         self.scenario = scenario
         self.stats = Stats()
+        self.closing = threading.Event()
+        """Set on close: requests still sleeping (latency, hang) give up at once."""
+
+    def server_close(self) -> None:
+        """Stop listening, and wake every request still waiting to be answered."""
+        self.closing.set()
+        super().server_close()
 
     @property
     def url(self) -> str:
@@ -284,6 +334,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: SandboxServer
+    _unrecorded: tuple[float, str] | None = None
+    """(arrival, agent) of the API request being answered, until it is logged."""
 
     def setup(self) -> None:
         """Disable Nagle: headers and small bodies must not wait for delayed ACKs."""
@@ -310,6 +362,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         }
         merged.update(headers or {})
         lines += [f"{name}: {value}" for name, value in merged.items()]
+        self._record(status)
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         self.wfile.flush()
 
@@ -330,12 +383,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
         query = parse_qs(parts.query)
         agent = (query.get("agent_number") or [""])[0]
         stats = self.server.stats
-        arrived = stats.started(agent)
+        self._unrecorded = (stats.started(agent), agent)
         status = 0
         try:
             status = self._answer(scenario, agent)
         finally:
-            stats.finished(arrived, agent, status)
+            self._record(status)
+
+    def _record(self, status: int) -> None:
+        """Log the API request being answered, once; before its answer is sent.
+
+        Recorded first, so that a client holding the answer always finds the
+        request in the statistics.
+        """
+        if self._unrecorded is not None:
+            arrived, agent = self._unrecorded
+            self._unrecorded = None
+            self.server.stats.finished(arrived, agent, status)
 
     def _answer(self, scenario: Scenario, agent: str) -> int:  # noqa: PLR0911 - one per rule
         if self.headers.get("api-key") != scenario.api_key:
@@ -348,8 +412,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if scenario.rate_limit and self.server.stats.recent() > scenario.rate_limit:
             self._send_error(429, "Too many requests", "RCS429")
             return 429
+        if goal := scenario.in_flight_goal(agent):
+            self.server.stats.wait_for_in_flight(*goal)
         if delay := scenario.latency_for(agent):
-            time.sleep(delay)
+            self.server.closing.wait(delay)
         fault = scenario.next_fault(agent)
         if fault is not None:
             return self._serve_fault(fault, scenario, agent)
@@ -369,7 +435,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return 0
         if kind == "hang":
-            time.sleep(float(fault.get("seconds", 3600)))
+            self.server.closing.wait(float(fault.get("seconds", 3600)))
             self.close_connection = True
             return 0
         status = int(fault.get("status", 200))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 
 import pytest
 
+from tap_kaleyra_rcs import client as client_module
+from tap_kaleyra_rcs.client import TestersClient
+from tap_kaleyra_rcs.errors import RetriesExhausted
+from tap_kaleyra_rcs.settings import parse_settings
 from tests.support import run_tap
 
 FAST_RETRIES = {"max_retries": 3, "retry_backoff_seconds": 0.01, "max_concurrent_agents": 1}
@@ -71,6 +77,16 @@ def test_unknown_agent_names_agent_status_code_and_message(sandbox, tmp_path):
     assert api.stats()["by_agent"]["77777"] == 1
 
 
+@pytest.mark.parametrize("status", [501, 505])
+def test_server_errors_that_mean_never_stop_at_once_without_retries(sandbox, tmp_path, status):
+    api = sandbox(_faults({"status": status, "times": "always"}))
+    run = run_tap(api.config(**FAST_RETRIES), tmp_path)
+
+    _assert_clean_failure(run, "agent 48901", f"HTTP {status}")
+    assert "gave up" not in run.last_line
+    assert api.stats()["by_agent"]["48901"] == 1
+
+
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504, 408])
 def test_transient_statuses_are_retried_and_every_record_arrives(sandbox, tmp_path, status):
     api = sandbox(_faults({"status": status, "times": 2}))
@@ -84,12 +100,58 @@ def test_transient_statuses_are_retried_and_every_record_arrives(sandbox, tmp_pa
 
 def test_retry_after_seconds_is_honoured(sandbox, tmp_path):
     api = sandbox(_faults({"status": 429, "headers": {"Retry-After": "1"}}))
-    started = time.monotonic()
     run = run_tap(api.config(**FAST_RETRIES), tmp_path)
 
     assert run.returncode == 0, run.stderr
-    assert time.monotonic() - started >= 1.0
+    throttled_at, retried_at = [at for at, agent, _, _ in api.stats()["log"] if agent == "48901"]
+    assert retried_at - throttled_at >= 1.0
     assert "retry 1 of 3 in 1.0 s" in run.stderr
+
+
+def _waits_between_attempts(api, monkeypatch, jitter: str, **settings) -> list[float]:
+    """The back-off waits of one agent whose every attempt gets a 503.
+
+    ``jitter`` picks the end of the jitter range the random draw returns; the
+    draws themselves are checked to span half to all of the wait.
+    """
+    draws: list[tuple[float, float]] = []
+
+    def uniform(low: float, high: float) -> float:
+        draws.append((low, high))
+        return low if jitter == "shortest" else high
+
+    monkeypatch.setattr(client_module.random, "uniform", uniform)
+    waits: list[float] = []
+    client = TestersClient(
+        parse_settings(api.config(**settings)),
+        logger=logging.getLogger("tests.backoff"),
+        sleep=waits.append,
+    )
+    with pytest.raises(RetriesExhausted, match="gave up after"):
+        client.fetch("48901")
+    assert draws == [(0.5, 1.0)] * len(waits)
+    return waits
+
+
+@pytest.mark.parametrize(
+    ("jitter", "expected"),
+    [("longest", [1, 2, 4, 5, 5, 5]), ("shortest", [0.5, 1, 2, 2.5, 2.5, 2.5])],
+)
+def test_back_off_doubles_with_jitter_up_to_the_longest_wait(
+    sandbox, monkeypatch, jitter, expected
+):
+    api = sandbox(_faults({"status": 503, "times": "always"}))
+    waits = _waits_between_attempts(
+        api,
+        monkeypatch,
+        jitter,
+        max_retries=6,
+        retry_backoff_seconds=1,
+        max_retry_wait_seconds=5,
+    )
+
+    assert waits == expected
+    assert api.stats()["by_agent"]["48901"] == 7
 
 
 def test_a_retry_after_longer_than_the_cap_fails_at_once(sandbox, tmp_path):
@@ -170,12 +232,20 @@ def test_the_other_documented_path_is_reachable_by_setting_alone(sandbox, tmp_pa
     assert len(run.records) == 5
 
 
-def test_connection_refused_is_retried_then_reported(tmp_path):
+@pytest.fixture
+def closed_port():
+    """A loopback port that refuses connections: bound, never listening, held for the test."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        yield unused.getsockname()[1]
+
+
+def test_connection_refused_is_retried_then_reported(tmp_path, closed_port):
     config = {
         "sid": "ABC123",
         "api_key": "k-123456",
         "agent_numbers": ["1"],
-        "base_url": "http://127.0.0.1:9",
+        "base_url": f"http://127.0.0.1:{closed_port}",
         **FAST_RETRIES,
         "max_retries": 1,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 
 import pytest
 import requests
@@ -95,3 +96,66 @@ def test_a_bad_scenario_file_is_a_one_line_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("tap-kaleyra-rcs-sandbox: error: ")
     assert len(done.stderr.splitlines()) == 1
+
+
+def _get(url: str, agent: str) -> requests.Response:
+    return requests.get(
+        f"{url}{API_PATH}", params={"agent_number": agent}, headers=HEADERS, timeout=30
+    )
+
+
+def test_the_log_gives_each_request_its_arrival_status_and_end(sandbox):
+    api = sandbox({"agents": 2, "agent_overrides": {"48901": {"latency_ms": 200}}})
+    _get(api.url, "48900")
+    _get(api.url, "48901")
+
+    (first, second) = api.stats()["log"]
+    assert first[:3] == [0.0, "48900", 200]
+    assert second[1:3] == ["48901", 200]
+    assert first[3] <= second[0], "one after the other"
+    assert second[3] - second[0] >= 0.2, "the latency is inside the request"
+    assert api.stats()["in_flight"] == 0
+
+
+def test_a_held_agent_is_answered_once_enough_requests_are_in_flight(sandbox):
+    hold = {"hold_until_in_flight": 2, "hold_timeout_seconds": 30}
+    api = sandbox({"agents": 2, "agent_overrides": {"48900": hold}})
+    held = threading.Thread(target=_get, args=(api.url, "48900"))
+    held.start()
+    assert api.server.stats.wait_for_in_flight(1, timeout=30)
+    assert _get(api.url, "48901").status_code == 200
+    held.join(30)
+
+    log = {agent: (arrived, ended) for arrived, agent, _, ended in api.stats()["log"]}
+    assert log["48900"][1] >= log["48901"][0], "answered only once the second one came"
+    assert log["48900"][1] - log["48900"][0] < 30, "released by the second one, not the timeout"
+    assert api.stats()["max_in_flight"] == 2
+
+
+def test_a_hold_that_is_never_met_ends_after_its_timeout(sandbox):
+    hold = {"hold_until_in_flight": 2, "hold_timeout_seconds": 0.3}
+    api = sandbox({"agents": 1, "agent_overrides": {"48900": hold}})
+
+    assert _get(api.url, "48900").status_code == 200
+    ((arrived, _, _, ended),) = api.stats()["log"]
+    assert ended - arrived >= 0.3
+
+
+def test_closing_the_sandbox_ends_requests_still_waiting(sandbox):
+    api = sandbox({"agents": 1, "agent_overrides": {"48900": {"faults": [{"kind": "hang"}]}}})
+    failures: list[Exception] = []
+
+    def hang() -> None:
+        try:
+            _get(api.url, "48900")
+        except requests.ConnectionError as exc:
+            failures.append(exc)
+
+    waiting = threading.Thread(target=hang)
+    waiting.start()
+    assert api.server.stats.wait_for_in_flight(1, timeout=30)
+    api.stop()
+    waiting.join(30)
+
+    assert not waiting.is_alive()
+    assert len(failures) == 1, "the hang (an hour) ended with the connection closed"

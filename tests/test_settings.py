@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+import typing as t
+from pathlib import Path
 
-from tap_kaleyra_rcs.settings import ENDPOINT_PATHS, POD_BASE_URLS, SettingsError, parse_settings
+import pytest
+import yaml
+
+from tap_kaleyra_rcs.settings import (
+    ENDPOINT_PATHS,
+    POD_BASE_URLS,
+    Settings,
+    SettingsError,
+    parse_settings,
+)
+from tap_kaleyra_rcs.tap import TapKaleyraRcs
+
+ROOT = Path(__file__).resolve().parent.parent
 
 VALID = {
     "sid": "XXXXX6913850XXXX",
@@ -27,8 +40,60 @@ def test_defaults_use_the_in_pod_and_the_documented_path():
     assert settings.endpoint_url == (
         "https://rcs-api.in.kaleyra.io/v1/XXXXX6913850XXXX/rcs/agenttester/testersbyagent"
     )
-    assert settings.max_concurrent_agents >= 1
-    assert settings.max_retries == 5
+
+
+def _pod_of(settings: Settings) -> str:
+    (pod,) = [pod for pod, url in POD_BASE_URLS.items() if url == settings.base_url]
+    return pod
+
+
+IN_EFFECT: dict[str, t.Callable[[Settings], object]] = {
+    "pod": _pod_of,
+    "endpoint_path": lambda s: s.endpoint_path,
+    "request_timeout": lambda s: s.request_timeout,
+    "max_retries": lambda s: s.max_retries,
+    "retry_backoff_seconds": lambda s: s.retry_backoff_seconds,
+    "max_retry_wait_seconds": lambda s: s.max_retry_wait_seconds,
+    "max_concurrent_agents": lambda s: s.max_concurrent_agents,
+}
+"""How to read, from the checked settings, the value a default gives each setting."""
+
+
+def _readme_defaults() -> dict[str, str]:
+    """Setting -> Default column of the README's settings table ("None": no default)."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("<!-- settings:start -->")[1].split("<!-- settings:end -->")[0]
+    rows = [line.strip("|").split("|") for line in table.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): cells[2].strip() for cells in rows[1:]}
+
+
+def _meltano_defaults() -> dict[str, object]:
+    """Setting -> ``value:`` of the extractor's settings in meltano.yml."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    (extractor,) = [e for e in project["plugins"]["extractors"] if e["name"] == "tap-kaleyra-rcs"]
+    return {s["name"]: s["value"] for s in extractor["settings"] if "value" in s}
+
+
+def test_every_default_in_effect_is_the_documented_one():
+    declared = {
+        name: spec["default"]
+        for name, spec in TapKaleyraRcs.config_jsonschema["properties"].items()
+        if "default" in spec
+    }
+    readme = _readme_defaults()
+    meltano = _meltano_defaults()
+    settings = parse_settings(VALID)
+    stream = TapKaleyraRcs(config=VALID).streams["testers"]
+    in_effect = {name: read(settings) for name, read in IN_EFFECT.items()}
+    in_effect["emit_activate_version_messages"] = stream.activates_version_at_end
+
+    assert set(declared) == set(in_effect), "every default is applied by the tap"
+    assert {name for name, value in readme.items() if value != "None"} == set(declared)
+    assert set(meltano) == set(declared)
+    for name, default in declared.items():
+        assert in_effect[name] == default, name
+        assert readme[name] == str(default), name
+        assert meltano[name] == default, name
 
 
 def test_the_na_pod_chooses_the_na_base_url():
@@ -51,6 +116,8 @@ def test_plain_http_is_allowed_for_loopback_hosts(url):
     "url",
     [
         "http://rcs-api.in.kaleyra.io",
+        "http://evil-localhost",
+        "http://localhost.example.com",
         "http://10.0.0.1",
         "ftp://rcs-api.in.kaleyra.io",
         "rcs-api.in.kaleyra.io",

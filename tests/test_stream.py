@@ -24,7 +24,16 @@ def test_emits_schema_records_and_state_with_one_request_per_agent(sandbox, tmp_
     assert schema_message["key_properties"] == ["id"]
     assert len(run.records) == 12
     assert [r["agent_no"] for r in run.records] == ["48900"] * 4 + ["48901"] * 4 + ["48902"] * 4
-    assert run.of_type("STATE"), "a STATE message is emitted"
+    assert run.messages[-1]["type"] == "STATE", "the state comes after every record"
+    assert run.messages[-1]["value"] == {
+        "bookmarks": {
+            "testers": {
+                "partitions": [
+                    {"context": {"agent_no": agent}} for agent in ("48900", "48901", "48902")
+                ]
+            }
+        }
+    }
     assert api.stats()["by_agent"] == {"48900": 1, "48901": 1, "48902": 1}
 
 
@@ -220,10 +229,31 @@ def test_the_direct_path_writes_what_the_sdk_path_writes(sandbox, tmp_path):
     )
 
     assert direct.returncode == through_sdk.returncode == 0
-    assert direct.records == through_sdk.records
-    for ours, sdks in zip(direct.of_type("RECORD"), through_sdk.of_type("RECORD"), strict=True):
-        assert list(ours) == list(sdks)
-        assert isinstance(ours["version"], int)
-    assert [m["type"] for m in direct.messages if m["type"] != "RECORD"] == [
-        m["type"] for m in through_sdk.messages if m["type"] != "RECORD"
-    ]
+    assert len(direct.records) == 21
+    for ours, sdks in zip(direct.messages, through_sdk.messages, strict=True):
+        assert list(ours) == list(sdks), "the same fields, in the same order"
+        if ours["type"] == "RECORD":
+            assert list(ours["record"]) == list(sdks["record"])
+    assert _same_in_every_run(direct) == _same_in_every_run(through_sdk)
+
+
+def _same_in_every_run(run) -> list[dict]:
+    """The run's messages, with what differs from run to run checked, then set aside.
+
+    That is the stream version (one per run, the same on every RECORD and on the
+    ACTIVATE_VERSION) and the extraction time (a UTC timestamp); everything else
+    must be identical between two runs over the same data.
+    """
+    (activate,) = run.of_type("ACTIVATE_VERSION")
+    stable = []
+    for message in run.messages:
+        stable_message = dict(message)
+        if "version" in message:
+            assert message["version"] == activate["version"]
+            stable_message["version"] = "this run's version"
+        if "time_extracted" in message:
+            extracted = dt.datetime.fromisoformat(message["time_extracted"])
+            assert extracted.utcoffset() == dt.timedelta(0)
+            stable_message["time_extracted"] = "a UTC time"
+        stable.append(stable_message)
+    return stable

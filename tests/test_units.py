@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from email.utils import formatdate
@@ -40,11 +41,13 @@ def test_retry_after_that_cannot_be_read_is_ignored(value):
 def test_snippets_are_short_single_line_and_never_hold_the_secret(monkeypatch):
     monkeypatch.setattr(errors_module, "_SECRETS", {"SECRET123"})
     body = b"<html>\n<p>key=SECRET123 rejected</p>\x00" + b"x" * 500
-    snippet = safe_snippet(body)
-    assert "SECRET123" not in snippet
-    assert "\n" not in snippet
-    assert len(snippet) < 140
-    assert safe_snippet(b"\xff\xfe\x00") != ""
+    one_line = "<html> <p>key=*** rejected</p> " + "x" * 500
+    assert safe_snippet(body) == repr(one_line[:120] + "...")
+    # Undecodable bytes are shown as replacement characters, control characters
+    # as spaces, trimmed; only a body with nothing left says so.
+    assert safe_snippet(b"\xff\xfe\x00") == repr("\ufffd\ufffd")
+    assert safe_snippet(b"\x00\r\n ") == "(empty body)"
+    assert safe_snippet(b"") == "(empty body)"
 
 
 def test_an_error_message_never_holds_the_key_even_when_the_server_echoes_it(monkeypatch):
@@ -158,41 +161,69 @@ def test_prefetcher_returns_results_in_order_whatever_finishes_first():
 
 
 def test_prefetcher_holds_no_more_than_its_window():
-    started: list[str] = []
+    workers, window = 3, 5
+    items = [str(i) for i in range(20)]
+    taken = 0
+    ahead: list[int] = []
+    lock = threading.Lock()
+
+    def work(item: str) -> str:
+        # `take` counts an item as taken just before it returns, so at most one
+        # more than `taken` may already be counted when the next item starts.
+        with lock:
+            ahead.append(int(item) - taken)
+        return item
+
+    fetcher = OrderedPrefetcher(items, work, workers=workers, window=window)
+    for item in items:
+        assert fetcher.take(item) == item
+        with lock:
+            taken += 1
+    assert len(ahead) == len(items)
+    assert max(ahead) <= window, "no more than window items ahead of the consumer"
+
+
+def test_prefetcher_starts_as_many_workers_as_asked():
     gate = threading.Event()
 
     def work(item: str) -> str:
-        started.append(item)
-        gate.wait(5)
+        gate.wait()
         return item
 
     items = [str(i) for i in range(20)]
-    fetcher = OrderedPrefetcher(items, work, workers=3, window=5)
-    time.sleep(0.1)
-    assert len(started) == 3
+    before = set(threading.enumerate())
+    fetcher = OrderedPrefetcher(items, work, workers=3, window=10)
+    # The workers are started before the constructor returns, and none can end
+    # before the gate opens.
+    workers = {t for t in set(threading.enumerate()) - before if t.name.startswith("kaleyra-")}
+    assert len(workers) == 3
     gate.set()
-    assert fetcher.take("0") == "0"
-    time.sleep(0.1)
-    assert len(started) <= 6, "no more than window items ahead of the consumer"
-    fetcher.close()
+    assert [fetcher.take(item) for item in items] == items
 
 
 def test_prefetcher_raises_the_first_failure_and_starts_no_new_work():
     started: list[str] = []
+    release = threading.Event()
+    holder: queue.Queue[threading.Thread] = queue.Queue()
 
     def work(item: str) -> str:
         started.append(item)
         if item == "2":
             raise ValueError(item)
-        time.sleep(0.05)
+        if item == "1":
+            # Keeps one worker busy until the failure has surfaced; the other
+            # worker is the one that fails, so no worker is free in between.
+            holder.put(threading.current_thread())
+            release.wait()
         return item
 
     items = [str(i) for i in range(50)]
-    fetcher = OrderedPrefetcher(items, work, workers=2, window=4)
+    fetcher = OrderedPrefetcher(items, work, workers=2, window=50)
     with pytest.raises(ValueError, match="2"):
         _take_all(fetcher, items)
-    time.sleep(0.1)
-    assert len(started) < 10
+    release.set()
+    holder.get(timeout=30).join(30)  # the last worker has finished or stopped
+    assert sorted(started) == ["0", "1", "2"]
 
 
 def _take_all(fetcher: OrderedPrefetcher[str], items: list[str]) -> list[str]:
@@ -201,18 +232,19 @@ def _take_all(fetcher: OrderedPrefetcher[str], items: list[str]) -> list[str]:
 
 def test_prefetcher_raises_a_failure_without_waiting_for_slower_earlier_items():
     release = threading.Event()
+    finished: list[str] = []
 
     def work(item: str) -> str:
         if item == "1":
             raise ValueError(item)
-        release.wait(5)
+        release.wait(60)
+        finished.append(item)
         return item
 
     fetcher = OrderedPrefetcher(["0", "1", "2"], work, workers=2, window=2)
-    started = time.monotonic()
     with pytest.raises(ValueError, match="1"):
         fetcher.take("0")
-    assert time.monotonic() - started < 2
+    assert finished == [], "item 0 was still in flight when the failure was raised"
     release.set()
 
 
