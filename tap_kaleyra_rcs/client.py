@@ -398,6 +398,13 @@ class TestersClient:
             if status in {404, 405}:
                 msg += "; and that base_url/endpoint_path name the Get Tester By Agent endpoint"
             raise ConfigurationRejected(msg)
+        if status >= 500:  # noqa: PLR2004 - 501, 505...: "never", so no retry
+            msg = (
+                f"agent {agent}: HTTP {status} {detail}; the server will never handle "
+                "this request, so it is not retried: check base_url and endpoint_path, "
+                "and any proxy in between"
+            )
+            raise ConfigurationRejected(msg)
         msg = (
             f"agent {agent}: HTTP {status} {detail}; check that the agent number is "
             "right and registered on this account"

@@ -82,8 +82,9 @@ def test_server_errors_that_mean_never_stop_at_once_without_retries(sandbox, tmp
     api = sandbox(_faults({"status": status, "times": "always"}))
     run = run_tap(api.config(**FAST_RETRIES), tmp_path)
 
-    _assert_clean_failure(run, "agent 48901", f"HTTP {status}")
+    _assert_clean_failure(run, "agent 48901", f"HTTP {status}", "check base_url and endpoint_path")
     assert "gave up" not in run.last_line
+    assert "agent number" not in run.last_line
     assert api.stats()["by_agent"]["48901"] == 1
 
 
