@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import array
+import contextlib
 import fcntl
+import os
 import platform
 import resource
+import signal
 import termios
+import typing as t
 from pathlib import Path
+
+if t.TYPE_CHECKING:
+    import subprocess
 
 PROC = Path("/proc")
 WRITE_SYSCALL = {"x86_64": 1, "aarch64": 64}
@@ -35,6 +42,17 @@ def descendants(pid: int) -> list[int]:
         found.append(child)
         pending += children.get(child, [])
     return found
+
+
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a child we started and everything below it, if it still runs."""
+    if process.poll() is not None:
+        return
+    for pid in descendants(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.kill()
+    process.wait()
 
 
 def command_line(pid: int) -> list[str]:

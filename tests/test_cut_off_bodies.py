@@ -27,15 +27,19 @@ NOT_THE_API = [
     b'{"code":"RCS902"}x',
     b'{"code" "RCS902"}',
     b'{"n":1e,"data":[]}',
+    # Cut, but not a cut object or array: no API answer starts like these.
+    b'"Service unavail',
+    b"tru",
+    b"-",
 ]
 
 
-def _decode_error(body: bytes) -> msgspec.DecodeError:
+def _decode_error(body: bytes) -> msgspec.DecodeError | None:
     try:
         msgspec.json.decode(body)
     except msgspec.DecodeError as error:
         return error
-    raise AssertionError(body)
+    return None
 
 
 def test_the_whole_body_decodes():
@@ -69,9 +73,11 @@ def test_a_whole_body_that_is_not_the_api_fails_at_once(body):
         decode_testers(body, "9")
 
 
-@pytest.mark.parametrize("body", [b for b in NOT_THE_API if not b.startswith((b"[", b'"', b"1"))])
+@pytest.mark.parametrize("body", [body for body in NOT_THE_API if _decode_error(body)])
 def test_what_is_not_json_is_not_taken_for_a_cut(body):
-    assert not is_cut_off(body, _decode_error(body))
+    error = _decode_error(body)
+    assert error is not None
+    assert not is_cut_off(body, error)
 
 
 def test_msgspec_still_says_how_a_cut_body_ends():
