@@ -7,6 +7,7 @@ tested below the matrix.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -42,6 +43,8 @@ DEBUG = {"LOGLEVEL": "DEBUG"}
 RETRY_WARNING = re.compile(r"agent (\d+): .*; retry (\d+) of (\d+) in (\d+\.\d) s$")
 CLOCK_SLACK = 0.01
 """How far apart two readings of the wall clock and the monotonic clock may drift."""
+LOG_STAMP_RESOLUTION = 0.001
+"""Log lines carry the time cut to the millisecond."""
 
 
 def _expected_ids(api) -> list[str]:
@@ -154,14 +157,17 @@ def _assert_server_named_waits_were_kept(
 
 
 def test_a_429_holds_every_worker_until_its_retry_after(sandbox, tmp_path):
-    workers, pause = 2, 1.0
+    workers, pause, others_take = 2, 1.0, 0.2
     throttled, *others = default_agents(10)
     retry_after = {"status": 429, "headers": {"Retry-After": f"{pause:g}"}}
     api = sandbox(
         {
             "agents": [throttled, *others],
             "testers_per_agent": 2,
-            "agent_overrides": {throttled: {"faults": [retry_after]}},
+            # The other agents answer slowly, so that without a shared hold the
+            # other worker's next requests would fall inside the pause.
+            "latency_ms": others_take * 1000,
+            "agent_overrides": {throttled: {"faults": [retry_after], "latency_ms": 0}},
         }
     )
     run = run_tap(api.config(max_concurrent_agents=workers, max_retries=MAX_RETRIES), tmp_path)
@@ -170,11 +176,27 @@ def test_a_429_holds_every_worker_until_its_retry_after(sandbox, tmp_path):
     assert len(run.records) == 2 * 10
     asked_at, retried_at = _arrivals(api, throttled, 2)
     assert retried_at - asked_at >= pause
-    # Another worker may have had one request in flight when the 429 came back;
-    # after that, nobody asks until the pause is over (without the shared hold,
-    # the other worker would fetch every agent the prefetch window allows).
-    during = [agent for at, agent, _ in api.server.stats.log if asked_at < at < asked_at + pause]
+    # The tap warns after it has set the hold. From then on, a request reaches
+    # the sandbox before the pause is over only if its worker had sent it already:
+    # at most one per other worker.
+    held_from = _first_warning_at(run, throttled) + LOG_STAMP_RESOLUTION + CLOCK_SLACK
+    during = [
+        agent for at, agent, _ in list(api.server.stats.log) if held_from < at < asked_at + pause
+    ]
     assert len(during) <= workers - 1, during
+
+
+def _first_warning_at(run: TapRun, agent: str) -> float:
+    """When the tap announced its first retry of ``agent``, on the monotonic clock."""
+    wall_minus_monotonic = time.time() - time.monotonic()
+    for line in run.stderr.splitlines():
+        found = RETRY_WARNING.search(line)
+        if found and found[1] == agent:
+            logged = line.split(" | ", 1)[0]
+            # The tap logs local time: astimezone() reads a naive time as local.
+            stamp = dt.datetime.strptime(logged, "%Y-%m-%d %H:%M:%S,%f").astimezone()
+            return stamp.timestamp() - wall_minus_monotonic
+    raise AssertionError(f"no retry warning for agent {agent}")
 
 
 def test_reliability_doc_is_generated_from_the_matrix():
