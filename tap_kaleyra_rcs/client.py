@@ -185,17 +185,20 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def decode_testers(body: bytes, agent: str) -> list[t.Any]:
-    """The ``data`` list of a 200 response, or an error saying why there is none.
+def decode_testers(body: bytes, agent: str) -> list[t.Any] | Retry:
+    """The ``data`` list of a 200 response, a :class:`Retry`, or an error saying why.
 
     Success needs Kaleyra's success code (or no code at all next to a ``data``
     list). Anything else is an error rather than "zero testers": treating an
     error body as an empty list would make a target mark the agent's testers
-    deleted.
+    deleted. A body that was cut off on the way (see :func:`is_cut_off`) is
+    worth another attempt; a body that is whole but not the API's is not.
     """
     try:
         document = msgspec.json.decode(body)
-    except msgspec.DecodeError:
+    except msgspec.DecodeError as problem:
+        if is_cut_off(body, problem):
+            return Retry(_cut_off_reason(body))
         msg = (
             f"agent {agent}: HTTP 200 but the body is not JSON: "
             f"{safe_snippet(body)}; is base_url pointing at the API?"
@@ -234,6 +237,46 @@ def decode_testers(body: bytes, agent: str) -> list[t.Any]:
         )
         raise MalformedResponse(msg)
     return data
+
+
+_NUMBER_ERROR = re.compile(r"invalid number \(byte (\d+)\)$")
+"""msgspec's error for a number it could not finish, and where."""
+
+
+def is_cut_off(body: bytes, error: msgspec.DecodeError) -> bool:
+    """Whether a 200 body that failed to decode is the API's JSON, ended early.
+
+    A proxy or load balancer that drops a connection can pass on a response
+    whose body stops mid-document while its framing still looks complete; the
+    next attempt usually gets it whole. Such a body starts like a JSON object or
+    array and fails where the input ends: msgspec says "Input data was
+    truncated", or, for a number cut after ``-``, ``.`` or ``e``, reports an
+    invalid number at the end of the input. A body that fails anywhere else, or
+    starts with anything else (an HTML login or maintenance page, plain text,
+    bytes that are not UTF-8), is whole and not the API's: retrying won't
+    change it.
+
+    An empty or blank body counts as cut off: Kaleyra's 200 always carries a
+    JSON object with a code, so nothing at all means the body was lost on the
+    way (a proxy dropping it), not an answer; reading it as "no testers" could
+    mark every tester of the agent deleted.
+    """
+    start = body.lstrip()
+    if not start:
+        return True
+    if not start.startswith((b"{", b"[")):
+        return False
+    text = str(error)
+    if "truncated" in text:
+        return True
+    number = _NUMBER_ERROR.search(text)
+    return number is not None and int(number.group(1)) == len(body)
+
+
+def _cut_off_reason(body: bytes) -> str:
+    if not body.strip():
+        return "HTTP 200 with an empty body (cut off on the way)"
+    return f"HTTP 200 but the body was cut off after {len(body)} bytes (incomplete JSON)"
 
 
 class TestersClient:

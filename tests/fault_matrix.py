@@ -13,11 +13,31 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tap_kaleyra_rcs.sandbox import Scenario
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reliability.md"
 FAULTY_AGENT = "48901"
 HTML = "<html><body><h1>502 Bad Gateway</h1><hr>nginx</body></html>"
 TRUNCATED = '{"code":"RCS902","message":"Tester details found successfully","data":[{"id":"a'
 NOT_UTF8 = "fffe7b22636f6465223a22" + "ff" * 8
+LOGIN = "<!DOCTYPE html><html><body><form action='/login'>Sign in</form></body></html>"
+MAINTENANCE = "Down for scheduled maintenance until 02:00 UTC"
+MAX_RETRIES = 3
+"""The retry budget every row runs with (tests/test_fault_matrix.py)."""
+ALL_ATTEMPTS = MAX_RETRIES + 1
+GAVE_UP_AFTER = f"gave up after {ALL_ATTEMPTS} attempts"
+WHOLE = Scenario({"agents": [FAULTY_AGENT]}).success_body(FAULTY_AGENT).decode()
+"""The 200 body agent 48901 gets when no fault is served (the rows' 5 testers)."""
+
+
+def _cut_after(marker: str, extra: int = 0) -> str:
+    """The whole body, cut ``extra`` characters after the first ``marker``."""
+    return WHOLE[: WHOLE.index(marker) + len(marker) + extra]
+
+
+CUT_MID_STRING = _cut_after('"id":"', 8)
+CUT_MID_NUMBER = _cut_after('"created_date":', 6)
+CUT_AFTER_DATA = _cut_after('"data":[')
 
 
 @dataclass(frozen=True)
@@ -37,10 +57,22 @@ class Fault:
     expect: dict[str, t.Any] = field(default_factory=dict)
     """Values the first tester of agent 48901 must have (recoveries)."""
     settings: dict[str, t.Any] = field(default_factory=dict)
+    attempts: int | None = None
+    """Requests agent 48901 gets, when not the default (see :attr:`requests`)."""
 
     @property
     def id(self) -> str:
         return f"{self.group}: {self.name}"
+
+    @property
+    def requests(self) -> int:
+        """Requests agent 48901 gets: by default one per scripted fault plus the
+        answer that is used (recoveries), or just one (failures: no retry)."""
+        if self.attempts is not None:
+            return self.attempts
+        if not self.recovers:
+            return 1
+        return 1 + sum(int(fault.get("times", 1)) for fault in self.agent.get("faults", []))
 
 
 def _faults(*faults: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -82,7 +114,8 @@ MATRIX: list[Fault] = [
         _faults({"status": 429, "times": "always"}),
         False,
         GAVE_UP,
-        ("agent 48901", "gave up after 4 attempts", "HTTP 429"),
+        ("agent 48901", GAVE_UP_AFTER, "HTTP 429"),
+        attempts=ALL_ATTEMPTS,
     ),
     Fault(
         "Throttling",
@@ -99,9 +132,8 @@ MATRIX: list[Fault] = [
             _faults({"status": status, "times": times}),
             times != "always",
             RETRIED if times != "always" else GAVE_UP,
-            ()
-            if times != "always"
-            else ("agent 48901", "gave up after 4 attempts", f"HTTP {status}"),
+            () if times != "always" else ("agent 48901", GAVE_UP_AFTER, f"HTTP {status}"),
+            attempts=ALL_ATTEMPTS if times == "always" else None,
         )
         for status in (500, 502, 503, 504)
         for label, times in (("once", 1), ("three times", 3), ("forever", "always"))
@@ -111,24 +143,84 @@ MATRIX: list[Fault] = [
         "200 with an HTML page",
         _faults({"status": 200, "body_text": HTML, "content_type": "text/html", "times": "always"}),
         False,
-        "fails at once with a snippet: something other than the API answered",
+        "fails at once with a snippet, one request: not the API",
         ("agent 48901", "HTTP 200", "not JSON", "502 Bad Gateway"),
     ),
     Fault(
         "Bodies",
-        "200 with an empty body",
-        _faults({"status": 200, "body_text": "", "times": "always"}),
+        "200 with a login page",
+        _faults(
+            {"status": 200, "body_text": LOGIN, "content_type": "text/html", "times": "always"}
+        ),
         False,
-        "fails at once",
-        ("agent 48901", "not JSON", "(empty body)"),
+        "fails at once with a snippet, one request: not the API",
+        ("agent 48901", "HTTP 200", "not JSON", "Sign in"),
     ),
     Fault(
         "Bodies",
-        "200 with truncated JSON",
-        _faults({"status": 200, "body_text": TRUNCATED, "times": "always"}),
+        "200 with plain text (a maintenance notice)",
+        _faults(
+            {
+                "status": 200,
+                "body_text": MAINTENANCE,
+                "content_type": "text/plain",
+                "times": "always",
+            }
+        ),
         False,
-        "fails at once with a snippet",
-        ("agent 48901", "not JSON", "RCS902"),
+        "fails at once with a snippet, one request: not the API",
+        ("agent 48901", "HTTP 200", "not JSON", "scheduled maintenance"),
+    ),
+    Fault(
+        "Bodies",
+        "200 with whole JSON that is not an object",
+        _faults({"status": 200, "body": [{"id": "a"}], "times": "always"}),
+        False,
+        "fails at once, one request",
+        ("agent 48901", "HTTP 200", "a JSON list, not an object"),
+    ),
+    Fault(
+        "Bodies",
+        "200 with an empty body, once",
+        _faults({"status": 200, "body_text": ""}),
+        True,
+        "retried with back-off (a body lost on the way); every record arrives",
+    ),
+    Fault(
+        "Bodies",
+        "200 with an empty body, forever",
+        _faults({"status": 200, "body_text": "", "times": "always"}),
+        False,
+        GAVE_UP,
+        ("agent 48901", GAVE_UP_AFTER, "HTTP 200 with an empty body"),
+        attempts=ALL_ATTEMPTS,
+    ),
+    *[
+        Fault(
+            "Bodies",
+            f"200 with JSON cut off {where}, once",
+            _faults({"status": 200, "body_text": cut}),
+            True,
+            "retried with back-off; every record arrives",
+        )
+        for where, cut in (
+            ("mid-string", CUT_MID_STRING),
+            ("mid-number", CUT_MID_NUMBER),
+            ('right after "data":[', CUT_AFTER_DATA),
+        )
+    ],
+    Fault(
+        "Bodies",
+        "200 with JSON cut off, forever",
+        _faults({"status": 200, "body_text": CUT_MID_STRING, "times": "always"}),
+        False,
+        GAVE_UP + ", saying the body was cut off",
+        (
+            "agent 48901",
+            GAVE_UP_AFTER,
+            f"HTTP 200 but the body was cut off after {len(CUT_MID_STRING)} bytes",
+        ),
+        attempts=ALL_ATTEMPTS,
     ),
     Fault(
         "Bodies",
@@ -145,6 +237,7 @@ MATRIX: list[Fault] = [
         False,
         GAVE_UP,
         ("agent 48901", "HTTP 500", "502 Bad Gateway"),
+        attempts=ALL_ATTEMPTS,
     ),
     Fault(
         "Bodies",
@@ -153,6 +246,7 @@ MATRIX: list[Fault] = [
         False,
         GAVE_UP,
         ("agent 48901", "HTTP 502", "(empty body)"),
+        attempts=ALL_ATTEMPTS,
     ),
     Fault(
         "Bodies",
@@ -381,8 +475,9 @@ MATRIX: list[Fault] = [
         _faults({"kind": "hang", "seconds": 30, "times": "always"}),
         False,
         "fails after (max_retries+1) x request_timeout plus back-off",
-        ("agent 48901", "gave up after 4 attempts", "request_timeout=0.5"),
+        ("agent 48901", GAVE_UP_AFTER, "request_timeout=0.5"),
         settings={"request_timeout": 0.5},
+        attempts=ALL_ATTEMPTS,
     ),
     Fault(
         "Refusals",
@@ -471,19 +566,30 @@ def render() -> str:
         "`tap-kaleyra-rcs: error: ...` naming the agent, exit status 1, no traceback,",
         "no `ACTIVATE_VERSION`, and only whole Singer messages on stdout.",
         "",
+        "The sandbox counts the requests the faulty agent gets (the `requests` column),",
+        "and the tap's `retry N of M in X s` warnings must match them. Where the server",
+        "names a wait (`Retry-After` in seconds or as an HTTP date), the sandbox's",
+        "arrival times show that the retry came no sooner, and the warning shows the",
+        "wait the tap chose: exactly the seconds given, or at most the time to the date.",
+        "",
         "Time bound for a failing agent, with the settings used in these tests",
-        "(`max_retries=3`, `retry_backoff_seconds=0.01`): at most 4 attempts. With the",
+        f"(`max_retries={MAX_RETRIES}`, `retry_backoff_seconds=0.01`): at most {ALL_ATTEMPTS}",
+        "attempts. With the",
         "defaults (`max_retries=5`, `request_timeout=30`, back-off 1, 2, 4, 8, 16 s,",
         "each wait at most `max_retry_wait_seconds=60`) an agent gives up within",
         "6 x 30 s + 31 s, about 3.5 minutes; a refusal (401, 403, RCS601, 4xx) or a",
-        "malformed answer stops the run at once.",
+        "malformed answer stops the run at once. A 200 whose JSON body was cut off",
+        "(or is empty) is retried like a 503; a 200 that is whole but not the API's",
+        "(HTML, plain text, JSON that is not an object) is not.",
         "",
-        "| group | fault | outcome | result |",
-        "|---|---|---|---|",
+        "| group | fault | outcome | result | requests |",
+        "|---|---|---|---|---|",
     ]
     for fault in MATRIX:
         result = "recovers" if fault.recovers else "clear error"
-        lines.append(f"| {fault.group} | {fault.name} | {fault.outcome} | {result} |")
+        lines.append(
+            f"| {fault.group} | {fault.name} | {fault.outcome} | {result} | {fault.requests} |"
+        )
     lines += [
         "",
         "Also tested (tests/test_fault_matrix.py, tests/test_signals.py, tests/test_errors.py):",
@@ -491,6 +597,10 @@ def render() -> str:
         "| fault | outcome |",
         "|---|---|",
         "| connection refused | retried, then fails naming the agent |",
+        (
+            "| a 429 while other agents wait to be fetched | no other request reaches the API"
+            " until its Retry-After has passed, but the one each worker already had in flight |"
+        ),
         "| DNS failure for the API host | fails at once: check pod/base_url and DNS |",
         "| one agent with 100,000 testers | succeeds; peak memory is measured and bounded |",
         "| SIGTERM / SIGINT mid-run | exits 143 / 130 within seconds, no ACTIVATE_VERSION |",

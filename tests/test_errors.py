@@ -203,19 +203,29 @@ def test_an_html_gateway_page_is_retried_then_reported_with_a_safe_snippet(sandb
     assert "\n" not in run.last_line
 
 
+def test_a_200_that_is_not_json_fails_clearly_without_retries(sandbox, tmp_path):
+    api = sandbox(
+        _faults({"status": 200, "body_text": "<html>login page</html>", "times": "always"})
+    )
+    run = run_tap(api.config(**FAST_RETRIES), tmp_path)
+
+    _assert_clean_failure(run, "agent 48901", "HTTP 200", "not JSON")
+    assert api.stats()["by_agent"]["48901"] == 1
+
+
 @pytest.mark.parametrize(
     ("body_text", "expected"),
     [
-        ("<html>login page</html>", "not JSON"),
-        ("", "not JSON"),
-        ('{"code":"RCS902","data":[{"id":"a"', "not JSON"),
+        ("", "with an empty body"),
+        ('{"code":"RCS902","data":[{"id":"a"', "the body was cut off after 34 bytes"),
     ],
 )
-def test_a_200_that_is_not_json_fails_clearly(sandbox, tmp_path, body_text, expected):
+def test_a_200_cut_off_on_the_way_is_retried_then_reported(sandbox, tmp_path, body_text, expected):
     api = sandbox(_faults({"status": 200, "body_text": body_text, "times": "always"}))
     run = run_tap(api.config(**FAST_RETRIES), tmp_path)
 
-    _assert_clean_failure(run, "agent 48901", "HTTP 200", expected)
+    _assert_clean_failure(run, "agent 48901", "gave up after", "HTTP 200", expected)
+    assert api.stats()["by_agent"]["48901"] == FAST_RETRIES["max_retries"] + 1
 
 
 def test_the_wrong_endpoint_path_is_a_configuration_failure(sandbox, tmp_path):

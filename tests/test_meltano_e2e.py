@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import typing as t
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from tests.meltano_kinds import MELTANO_KINDS, kinds_for
+from tests.processes import command_line, descendants, kill_tree
 from tests.support import TAP, RunningSandbox
 from tests.warehouses import ROOT, meltano_env, meltano_run, meltano_start, wait_until
 
@@ -209,20 +211,26 @@ def test_postgres_a_killed_tap_marks_nothing_deleted(pg_pipeline):
     running = meltano_start(
         pg_pipeline.env, "tap-kaleyra-rcs", "target-postgres", log=pg_pipeline.tmp_path / "log"
     )
-    wait_until(lambda: "48905" in api.stats()["by_agent"], timeout=60)
-    tap_pids = subprocess.run(
-        ["pgrep", "-f", f"{ROOT}/.meltano/extractors/.*/tap-kaleyra-rcs"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    assert tap_pids, "the tap process is running"
-    for pid in tap_pids:
-        subprocess.run(["kill", f"-{signal.SIGKILL.value}", pid], check=False)
-    assert running.wait(timeout=120) != 0
+    try:
+        wait_until(lambda: "48905" in api.stats()["by_agent"], what="the tap asking for 48905")
+        # Only the tap this Meltano run started: other runs may share the machine.
+        (tap,) = [pid for pid in descendants(running.pid) if _is_installed_tap(pid)]
+        os.kill(tap, signal.SIGKILL)
+        assert running.wait(timeout=120) != 0
+    finally:
+        kill_tree(running)
 
     assert len(pg_pipeline.pg_testers()) == ALL_TESTERS
     assert pg_pipeline.pg_deleted_ids() == []
+
+
+def _is_installed_tap(pid: int) -> bool:
+    """Whether ``pid`` runs the tap Meltano installed into this checkout."""
+    extractors = f"{ROOT}/.meltano/extractors/"
+    return any(
+        part.startswith(extractors) and part.endswith("/bin/tap-kaleyra-rcs")
+        for part in command_line(pid)
+    )
 
 
 def test_meltano_yml_settings_mirror_the_tap_about_output():

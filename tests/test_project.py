@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.processes import with_environment
 from tests.support import BIN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,11 +81,17 @@ def test_the_built_wheel_carries_the_schema_and_loads_it_from_the_package(tmp_pa
     assert done.stdout.split() == ["True", "True", "agent_no"]
 
 
-def _run_demo(tmp_path, **env_overrides: str) -> subprocess.CompletedProcess[str]:
+RUN_MARKER = "KALEYRA_TEST_RUN_MARKER"
+"""Set to a fresh value for each demo run: every process it starts inherits it, so
+the test finds its own leftovers, never those of another run on the machine."""
+
+
+def _run_demo(tmp_path, marker: str, **env_overrides: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "TARGET_DUCKDB_FILEPATH": str(tmp_path / "demo.duckdb"),
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        RUN_MARKER: marker,
         **env_overrides,
     }
     return subprocess.run(
@@ -100,32 +108,24 @@ def _run_demo(tmp_path, **env_overrides: str) -> subprocess.CompletedProcess[str
 @pytest.mark.e2e
 @pytest.mark.usefixtures("meltano_plugins")
 def test_demo_prints_the_summary_and_leaves_no_process(tmp_path):
-    done = _run_demo(tmp_path)
+    marker = uuid.uuid4().hex
+    done = _run_demo(tmp_path, marker)
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert "240 testers from 6 agents" in done.stdout
     total_line = next(line for line in done.stdout.splitlines() if line.startswith("all "))
     assert total_line.split()[-1] == "240"
-    assert _sandboxes_running() == []
+    assert with_environment(RUN_MARKER, marker) == [], "the sandbox (or another child) is left"
 
 
 @pytest.mark.e2e
 @pytest.mark.usefixtures("meltano_plugins")
 def test_demo_stops_the_sandbox_when_the_pipeline_fails(tmp_path):
+    marker = uuid.uuid4().hex
     done = _run_demo(
-        tmp_path, TAP_KALEYRA_RCS_API_KEY="a-wrong-key", TAP_KALEYRA_RCS_MAX_RETRIES="0"
+        tmp_path, marker, TAP_KALEYRA_RCS_API_KEY="a-wrong-key", TAP_KALEYRA_RCS_MAX_RETRIES="0"
     )
 
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
-    assert _sandboxes_running() == []
-
-
-def _sandboxes_running() -> list[str]:
-    found = subprocess.run(
-        ["pgrep", "-f", "tap-kaleyra-rcs-sandbox --port 0"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.split()
+    assert with_environment(RUN_MARKER, marker) == [], "the sandbox (or another child) is left"

@@ -19,6 +19,7 @@ MELTANO = str(BIN / "meltano")
 
 
 def free_port() -> int:
+    """A port free a moment ago: whoever binds it next may not be us, so retry on a clash."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -40,7 +41,6 @@ class Postgres:
                 pytest.fail(message)
             pytest.skip(message)
         self.bin = bin_dir
-        self.port = free_port()
         self.base = base
         self.data = base / "data"
         # initdb refuses to run as root: hand the directory to the postgres user.
@@ -49,22 +49,45 @@ class Postgres:
             shutil.chown(base, "postgres", "postgres")
             base.chmod(0o700)
         self._pg("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self._pg(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-l",
-            str(base / "server.log"),
-            "-w",
-            "-o",
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off",
-            "start",
-        )
+        self.port = self._start()
         self.psql("create database warehouse", database="postgres")
 
-    def _pg(self, tool: str, *args: str) -> None:
-        subprocess.run(
-            [*self._as, str(self.bin / tool), *args], check=True, capture_output=True, cwd="/"
+    START_ATTEMPTS = 5
+
+    def _start(self) -> int:
+        """Start the server on a free port; another one if someone took it meanwhile.
+
+        PostgreSQL can't be told to pick a port itself, so a port is chosen first
+        and may be taken by another process before the server binds it.
+        """
+        log = self.base / "server.log"
+        for _ in range(self.START_ATTEMPTS):
+            port = free_port()
+            log.unlink(missing_ok=True)
+            started = self._pg(
+                "pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(log),
+                "-w",
+                "-o",
+                f"-p {port} -c listen_addresses=127.0.0.1 -k {self.base} -c fsync=off",
+                "start",
+                check=False,
+            )
+            if started.returncode == 0:
+                return port
+            server_log = log.read_text(errors="replace") if log.exists() else ""
+            if "could not bind" not in server_log and "in use" not in server_log:
+                message = f"PostgreSQL did not start: {server_log[-2000:] or started.stderr!r}"
+                raise RuntimeError(message)
+        message = f"PostgreSQL found no free port in {self.START_ATTEMPTS} attempts"
+        raise RuntimeError(message)
+
+    def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*self._as, str(self.bin / tool), *args], check=check, capture_output=True, cwd="/"
         )
 
     def psql(self, sql: str, database: str = "warehouse") -> list[list[str]]:
@@ -145,9 +168,12 @@ def meltano_start(env: dict[str, str], *blocks: str, log: Path) -> subprocess.Po
         )
 
 
-def wait_until(condition: t.Callable[[], bool], timeout: float = 30) -> None:
+def wait_until(
+    condition: t.Callable[[], bool], timeout: float = 60, *, what: str = "the condition"
+) -> None:
+    """Poll ``condition`` until it holds; the timeout is generous, for a loaded machine."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
+            raise TimeoutError(f"waited {timeout:g} s for {what}; it never happened")
         time.sleep(0.05)
