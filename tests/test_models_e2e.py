@@ -1,0 +1,262 @@
+"""The dbt models, built by the scheduled jobs, over four runs that change the API.
+
+Real Meltano (`meltano run testers-duckdb` / `testers-postgres`), the real tap,
+target-duckdb and target-postgres, real dbt with dbt-duckdb and dbt-postgres, a real
+DuckDB file and a real PostgreSQL server; the sandbox API on 127.0.0.1. Between runs
+the sandbox's scenario changes as a user's account would:
+
+1. a first run;
+2. one tester's status changes, one tester is removed and one is added;
+3. an agent answers 500 forever after an earlier agent changed a tester: the run
+   fails after loading that earlier agent (a partial load);
+4. the failing agent is healthy again.
+
+After each run the three models are read back and compared with what the sandbox
+served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import typing as t
+import uuid
+from dataclasses import dataclass, field
+
+import duckdb
+import pytest
+
+from tests.warehouses import meltano_env, meltano_run
+
+if t.TYPE_CHECKING:
+    import subprocess
+    from pathlib import Path
+
+    from tests.support import RunningSandbox
+    from tests.warehouses import Postgres
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
+
+AGENTS = ["48900", "48901", "48902", "48903", "48904", "48905"]
+KNOWN_STATUSES = ("ACCEPTED", "PENDING", "REJECTED", "EXPIRED")
+
+FIRST: dict[str, t.Any] = {}
+SECOND = {
+    "48902": {"set": {"3": {"test_status": "REVOKED", "status": "INACTIVE"}}},
+    "48903": {"remove": [5]},
+    "48901": {"testers": 9},
+}
+PARTIAL_CHANGE = {"set": {"0": {"test_status": "REJECTED"}}}
+THIRD = {**SECOND, "48900": PARTIAL_CHANGE, "48904": {"faults": [{"status": 500, "times": "always"}]}}
+FOURTH = {**SECOND, "48900": PARTIAL_CHANGE}
+
+TESTERS_COLUMNS = (
+    "id, agent_no, phoneno, test_status, status, override_dcs_check, carrierid, "
+    "created_at, first_seen_at, last_seen_at"
+)
+HISTORY_COLUMNS = "id, agent_no, test_status, status, valid_from, valid_to"
+SUMMARY_COLUMNS = (
+    "agent_no, testers, accepted, pending, rejected, expired, other_status, "
+    "oldest_pending_created_at"
+)
+
+
+def _spec(overrides: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {"agents": AGENTS, "testers_per_agent": 8, "agent_overrides": overrides}
+
+
+@dataclass
+class Warehouse:
+    """One warehouse, its Meltano job and a way to read text rows back."""
+
+    job: str
+    env: dict[str, str]
+    schema: str
+    read: t.Callable[[str], list[tuple[str, ...]]]
+    runs: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
+
+    def run_job(self) -> subprocess.CompletedProcess[str]:
+        done = meltano_run(self.env, self.job)
+        self.runs.append(done)
+        return done
+
+    def rows(self, sql: str) -> list[tuple[str, ...]]:
+        """Rows of ``sql`` (``{schema}`` filled in), every value as text, sorted."""
+        return sorted(self.read(sql.format(schema=self.schema)))
+
+    def models(self) -> dict[str, list[tuple[str, ...]]]:
+        """Every row of the three models, for before/after comparisons."""
+        return {
+            "testers": self.rows(f"select {TESTERS_COLUMNS} from {{schema}}.kaleyra_rcs__testers"),
+            "history": self.rows(
+                f"select {HISTORY_COLUMNS} from {{schema}}.kaleyra_rcs__tester_status_history"
+            ),
+            "summary": self.rows(
+                f"select {SUMMARY_COLUMNS} from {{schema}}.kaleyra_rcs__agent_summary"
+            ),
+        }
+
+
+def _duckdb_reader(path: str) -> t.Callable[[str], list[tuple[str, ...]]]:
+    def read(sql: str) -> list[tuple[str, ...]]:
+        # Cast in SQL, so both warehouses render values the same way.
+        with duckdb.connect(path, read_only=True) as db:
+            return [tuple("" if v is None else str(v) for v in row) for row in db.sql(sql).fetchall()]
+
+    return read
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, sandbox, tmp_path: Path) -> tuple[Warehouse, RunningSandbox]:
+    api = sandbox(_spec(FIRST))
+    if request.param == "duckdb":
+        env = meltano_env(tmp_path, api.url)
+        return Warehouse(
+            "testers-duckdb", env, "kaleyra", _duckdb_reader(env["TARGET_DUCKDB_FILEPATH"])
+        ), api
+    postgres: Postgres = request.getfixturevalue("postgres")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    env = meltano_env(
+        tmp_path,
+        api.url,
+        TARGET_POSTGRES_HOST="127.0.0.1",
+        TARGET_POSTGRES_PORT=str(postgres.port),
+        TARGET_POSTGRES_USER="postgres",
+        TARGET_POSTGRES_PASSWORD="unused-with-trust-auth",  # noqa: S106
+        TARGET_POSTGRES_DATABASE="warehouse",
+        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
+    )
+
+    def read(sql: str) -> list[tuple[str, ...]]:
+        return [tuple(row) for row in postgres.psql(sql)]
+
+    return Warehouse("testers-postgres", env, schema, read), api
+
+
+def _served(api: RunningSandbox) -> dict[str, dict[str, t.Any]]:
+    return {tester["id"]: tester for agent in AGENTS for tester in api.scenario.testers(agent)}
+
+
+def _expected_summary(api: RunningSandbox) -> dict[str, tuple[int, ...]]:
+    summary = {}
+    for agent in AGENTS:
+        statuses = [tester["test_status"] for tester in api.scenario.testers(agent)]
+        known = [statuses.count(status) for status in KNOWN_STATUSES]
+        summary[agent] = (len(statuses), *known, len(statuses) - sum(known))
+    return summary
+
+
+def _assert_models_match_the_sandbox(wh: Warehouse, api: RunningSandbox) -> None:
+    served = _served(api)
+    current = {row[0]: row for row in wh.models()["testers"]}
+    assert set(current) == set(served)
+    for tester_id, row in current.items():
+        tester = served[tester_id]
+        assert row[1:5] == (
+            tester["agent_no"],
+            tester["phoneno"],
+            tester["test_status"],
+            tester["status"],
+        )
+    summary = {
+        row[0]: tuple(int(v) for v in row[1:7])
+        for row in wh.rows(f"select {SUMMARY_COLUMNS} from {{schema}}.kaleyra_rcs__agent_summary")
+    }
+    assert summary == _expected_summary(api)
+    # Exactly one open period per current tester, in its current state.
+    open_periods = wh.rows(
+        "select id, test_status, status from {schema}.kaleyra_rcs__tester_status_history "
+        "where valid_to is null"
+    )
+    assert open_periods == sorted(
+        (tester_id, tester["test_status"], tester["status"]) for tester_id, tester in served.items()
+    )
+
+
+def _periods(wh: Warehouse, tester_id: str) -> list[tuple[str, ...]]:
+    """(test_status, status, valid_from, valid_to) of one tester, oldest first."""
+    return [
+        row[1:]
+        for row in wh.rows(
+            "select cast(valid_from as varchar) as k, test_status, status, "
+            "cast(valid_from as varchar), coalesce(cast(valid_to as varchar), '') "
+            f"from {{schema}}.kaleyra_rcs__tester_status_history where id = '{tester_id}'"
+        )
+    ]
+
+
+def _run_starts(wh: Warehouse) -> list[str]:
+    return [
+        row[0]
+        for row in wh.rows(
+            "select cast(started_at as varchar) from {schema}.stg_kaleyra_rcs__sync_runs"
+        )
+    ]
+
+
+def test_models_follow_the_api_over_four_runs_and_ignore_a_failed_one(warehouse):
+    wh, api = warehouse
+    original = {agent: api.scenario.testers(agent) for agent in AGENTS}
+    changed = original["48902"][3]
+    removed = original["48903"][5]
+    partially_loaded = original["48900"][0]
+
+    # 1. A first run.
+    assert wh.run_job().returncode == 0, wh.runs[-1].stderr[-4000:]
+    _assert_models_match_the_sandbox(wh, api)
+    assert len(wh.models()["history"]) == len(_served(api))
+
+    # 2. A status change, a removal and an addition.
+    api.use(_spec(SECOND))
+    added = api.scenario.testers("48901")[8]
+    assert wh.run_job().returncode == 0, wh.runs[-1].stderr[-4000:]
+    _assert_models_match_the_sandbox(wh, api)
+    first_run, second_run = _run_starts(wh)
+    (before, after) = _periods(wh, changed["id"])
+    assert before[:2] == (changed["test_status"], changed["status"])
+    assert after[:2] == ("REVOKED", "INACTIVE")
+    assert before[3] == after[2], "the first period ends where the second begins"
+    assert after[3] == ""
+    ((*_, removed_to),) = _periods(wh, removed["id"])
+    assert removed_to == second_run, "closed at the first successful run without it"
+    ((*_, added_from, added_to),) = _periods(wh, added["id"])
+    assert added_from >= second_run
+    assert added_to == ""
+    models_after_second = wh.models()
+
+    # 3. 48900 changes a tester, then 48904 fails: the job stops before dbt.
+    api.use(_spec(THIRD))
+    failed = wh.run_job()
+    assert failed.returncode != 0
+    assert "agent 48904" in failed.stderr + failed.stdout
+    assert wh.models() == models_after_second, "a failed run changes no model"
+
+    # 4. Healthy again: the change made in run 3 appears, dated by run 4.
+    api.use(_spec(FOURTH))
+    assert wh.run_job().returncode == 0, wh.runs[-1].stderr[-4000:]
+    _assert_models_match_the_sandbox(wh, api)
+    assert len(_run_starts(wh)) == 3, "only successful runs are recorded"
+    fourth_run = max(_run_starts(wh))
+    (before, after) = _periods(wh, partially_loaded["id"])
+    assert before[:2] == (partially_loaded["test_status"], partially_loaded["status"])
+    assert after[:2] == ("REJECTED", partially_loaded["status"])
+    assert after[2] >= fourth_run, "the failed run's observation is not history"
+    assert before[3] == after[2]
+    assert first_run < second_run < fourth_run
+
+
+def test_hashed_phones_reach_every_model_hashed(sandbox, tmp_path):
+    api = sandbox(_spec(FIRST))
+    env = meltano_env(tmp_path, api.url)
+    done = meltano_run(env, "tap-kaleyra-rcs--hashed-phones", "target-duckdb", "dbt-duckdb:build")
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    read = _duckdb_reader(env["TARGET_DUCKDB_FILEPATH"])
+    phones = dict(read("select id, phoneno from kaleyra.kaleyra_rcs__testers"))
+    served = _served(api)
+    assert set(phones) == set(served)
+    for tester_id, phone in phones.items():
+        assert phone == hashlib.sha256(served[tester_id]["phoneno"].encode()).hexdigest()
+    summary = read("select sum(testers) from kaleyra.kaleyra_rcs__agent_summary")
+    assert summary == [(str(len(served)),)]
+    history = read("select count(*) from kaleyra.kaleyra_rcs__tester_status_history")
+    assert history == [(str(len(served)),)]
