@@ -30,12 +30,12 @@ only the unambiguous form is coerced, anything else is a clear error.
 """
 
 
-def load_schema() -> dict[str, t.Any]:
-    """The stream's JSON schema, from the installed package or from a checkout."""
-    packaged = resources.files("tap_kaleyra_rcs") / "schemas" / "testers.json"
+def load_schema(stream: str = "testers") -> dict[str, t.Any]:
+    """A stream's JSON schema, from the installed package or from a checkout."""
+    packaged = resources.files("tap_kaleyra_rcs") / "schemas" / f"{stream}.json"
     if packaged.is_file():
         return t.cast("dict[str, t.Any]", json.loads(packaged.read_text("utf-8")))
-    checkout = Path(__file__).resolve().parent.parent / "schemas" / "testers.json"
+    checkout = Path(__file__).resolve().parent.parent / "schemas" / f"{stream}.json"
     return t.cast("dict[str, t.Any]", json.loads(checkout.read_text("utf-8")))
 
 

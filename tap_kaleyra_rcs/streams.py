@@ -19,6 +19,7 @@ from tap_kaleyra_rcs.errors import KaleyraError, redact
 from tap_kaleyra_rcs.output import SingerOutput
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema
+from tap_kaleyra_rcs.runs import RunSummary
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -105,7 +106,9 @@ class TestersStream(Stream):
         self.logger.addFilter(_AnticipatedFailures())
         self._prefetcher: OrderedPrefetcher[AgentTesters] | None = None
         self._client: TestersClient | None = None
-        self._summary = _SyncSummary()
+        self._summary = RunSummary()
+        self.completed_run: RunSummary | None = None
+        """The run's summary, once every agent has synced (for ``testers_sync_runs``)."""
         self._warned_fields: set[str] = set()
         # Records carry this version; it is activated only once every agent has
         # synced (see finalize_state_progress_markers), never at the start.
@@ -141,7 +144,7 @@ class TestersStream(Stream):
         """The next agent's testers, fetched ahead on worker threads."""
         if self._prefetcher is None:
             settings = self.settings
-            self._summary.started = time.monotonic()
+            self._summary.start()
             self._client = client = TestersClient(
                 settings,
                 logger=self.logger,
@@ -173,7 +176,19 @@ class TestersStream(Stream):
         if context is None:  # pragma: no cover - the stream is always partitioned
             msg = "the testers stream is synced one agent partition at a time"
             raise RuntimeError(msg)
-        yield from self._take_batch(context[PARTITION_KEY]).records
+        batch = self._take_batch(context[PARTITION_KEY])
+        yield from batch.records
+        self._handed_over(batch)
+
+    def _handed_over(self, batch: AgentTesters) -> None:
+        """Note that every record of ``batch`` went out; after the last agent, the run is done.
+
+        A failure, a signal or a ``--test`` record limit stops the sync before
+        the last agent's records are all out, so no run is recorded then.
+        """
+        if batch.agent == self.settings.agent_numbers[-1]:
+            self._summary.finish(self._client.retries if self._client is not None else 0)
+            self.completed_run = self._summary
 
     def _sync_records(
         self,
@@ -208,6 +223,7 @@ class TestersStream(Stream):
                 timer.with_context(partition)
                 batch = self._take_batch(partition[PARTITION_KEY])
                 self._write_records(batch, output)
+                self._handed_over(batch)
                 record_counter.increment(len(batch.records))
                 self._finalize_state(self.get_context_state(partition))
         if context is None:
@@ -256,33 +272,5 @@ class TestersStream(Stream):
         if self._run_version is not None and self.selected:
             self._write_activate_version_message(self._run_version)
         super().finalize_state_progress_markers(state)
-        retries = self._client.retries if self._client is not None else 0
-        self.logger.info("%s", self._summary.line(retries))
-
-
-class _SyncSummary:
-    """What one successful sync did, for the single line that ends it.
-
-    Scheduled runs are read the morning after: one line tells whether the run
-    looked normal (how many testers, agents answering empty, retries needed).
-    """
-
-    def __init__(self) -> None:
-        self.started: float | None = None
-        self.testers = 0
-        self.agents = 0
-        self.empty_agents = 0
-
-    def count(self, batch: AgentTesters) -> None:
-        """Add one agent's batch."""
-        self.agents += 1
-        self.testers += len(batch.records)
-        self.empty_agents += not batch.records
-
-    def line(self, retries: int) -> str:
-        """E.g. ``synced 240 testers from 6 agents (0 with no testers) in 1.4 s; 0 retries``."""
-        seconds = time.monotonic() - self.started if self.started is not None else 0.0
-        return (
-            f"synced {self.testers} testers from {self.agents} agents "
-            f"({self.empty_agents} with no testers) in {seconds:.1f} s; {retries} retries"
-        )
+        if self.completed_run is not None:
+            self.logger.info("%s", self.completed_run.line())

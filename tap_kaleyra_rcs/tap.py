@@ -10,6 +10,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_kaleyra_rcs.errors import SettingsInvalid
 from tap_kaleyra_rcs.output import SingerOutput
+from tap_kaleyra_rcs.runs import TestersSyncRunsStream
 from tap_kaleyra_rcs.settings import (
     ENDPOINT_PATHS,
     POD_BASE_URLS,
@@ -192,8 +193,9 @@ class TapKaleyraRcs(Tap):
         return problems
 
     def discover_streams(self) -> list[Stream]:
-        """The tap's single stream."""
-        return [TestersStream(self)]
+        """The testers, then the record of a run that synced them all (in that order)."""
+        return [TestersStream(self), TestersSyncRunsStream(self)]
+
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         """Stop at once with a non-zero status, writing no STATE or ACTIVATE_VERSION.

@@ -137,7 +137,11 @@ class TapRun:
 
     @property
     def records(self) -> list[dict[str, t.Any]]:
-        return [m["record"] for m in self.of_type("RECORD")]
+        """The ``testers`` records."""
+        return self.records_of("testers")
+
+    def records_of(self, stream: str) -> list[dict[str, t.Any]]:
+        return [m["record"] for m in self.of_type("RECORD") if m["stream"] == stream]
 
     @property
     def last_line(self) -> str:

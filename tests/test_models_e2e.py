@@ -46,7 +46,8 @@ SECOND = {
     "48901": {"testers": 9},
 }
 PARTIAL_CHANGE = {"set": {"0": {"test_status": "REJECTED"}}}
-THIRD = {**SECOND, "48900": PARTIAL_CHANGE, "48904": {"faults": [{"status": 500, "times": "always"}]}}
+FAILING = {"faults": [{"status": 500, "times": "always"}]}
+THIRD = {**SECOND, "48900": PARTIAL_CHANGE, "48904": FAILING}
 FOURTH = {**SECOND, "48900": PARTIAL_CHANGE}
 
 TESTERS_COLUMNS = (
@@ -98,9 +99,9 @@ class Warehouse:
 
 def _duckdb_reader(path: str) -> t.Callable[[str], list[tuple[str, ...]]]:
     def read(sql: str) -> list[tuple[str, ...]]:
-        # Cast in SQL, so both warehouses render values the same way.
         with duckdb.connect(path, read_only=True) as db:
-            return [tuple("" if v is None else str(v) for v in row) for row in db.sql(sql).fetchall()]
+            rows = db.sql(sql).fetchall()
+        return [tuple("" if value is None else str(value) for value in row) for row in rows]
 
     return read
 
@@ -188,7 +189,7 @@ def _run_starts(wh: Warehouse) -> list[str]:
     return [
         row[0]
         for row in wh.rows(
-            "select cast(started_at as varchar) from {schema}.stg_kaleyra_rcs__sync_runs"
+            "select cast(started_at as varchar) from {schema}.stg_kaleyra_rcs__testers_sync_runs"
         )
     ]
 

@@ -6,7 +6,7 @@
 -- start. A tester last received before that start was absent from the run, so it
 -- was removed at the first successful run that started after it was last seen.
 with runs as (
-    select started_at from {{ ref('stg_kaleyra_rcs__sync_runs') }}
+    select started_at from {{ ref('stg_kaleyra_rcs__testers_sync_runs') }}
 ),
 
 latest_run as (

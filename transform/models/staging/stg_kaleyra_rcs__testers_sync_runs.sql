@@ -5,4 +5,4 @@ select
     cast(finished_at as {{ dbt.type_timestamp() }}) as finished_at,
     cast(agents as {{ dbt.type_bigint() }}) as agents,
     cast(testers as {{ dbt.type_bigint() }}) as testers
-from {{ source('kaleyra_rcs', 'sync_runs') }}
+from {{ source('kaleyra_rcs', 'testers_sync_runs') }}

@@ -1,0 +1,115 @@
+"""What one successful run did: its summary line, and the ``testers_sync_runs`` stream.
+
+The testers stream is full table, and most targets cannot tell from its rows
+alone which testers the latest run saw (target-duckdb ignores ACTIVATE_VERSION).
+So a run that synced every agent ends with one ``testers_sync_runs`` record: when it
+started and finished, and what it found. Every tester of that run was extracted
+at or after ``started_at``; a tester last extracted before the latest run's
+``started_at`` was not seen by it. A failed or interrupted run writes no record.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+import uuid
+from datetime import datetime, timezone
+
+from singer_sdk import Stream
+
+from tap_kaleyra_rcs.records import load_schema
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_kaleyra_rcs.records import AgentTesters
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class RunSummary:
+    """Counts of one run, for the line that ends it and for its ``testers_sync_runs`` record.
+
+    Scheduled runs are read the morning after: one line tells whether the run
+    looked normal (how many testers, agents answering empty, retries needed).
+    """
+
+    def __init__(self) -> None:
+        """Nothing counted yet; :meth:`start` is called before the first request."""
+        self.run_id = str(uuid.uuid4())
+        self.started_at: str | None = None
+        self.finished_at: str | None = None
+        self._started: float | None = None
+        self._seconds = 0.0
+        self.testers = 0
+        self.agents = 0
+        self.empty_agents = 0
+        self.retries = 0
+
+    def start(self) -> None:
+        """Mark the start, before any request: every tester is extracted after it."""
+        self.started_at = _utc_now()
+        self._started = time.monotonic()
+
+    def count(self, batch: AgentTesters) -> None:
+        """Add one agent's batch."""
+        self.agents += 1
+        self.testers += len(batch.records)
+        self.empty_agents += not batch.records
+
+    def finish(self, retries: int) -> None:
+        """Mark the end of a run that synced every agent."""
+        self.finished_at = _utc_now()
+        self._seconds = time.monotonic() - self._started if self._started is not None else 0.0
+        self.retries = retries
+
+    def line(self) -> str:
+        """E.g. ``synced 240 testers from 6 agents (0 with no testers) in 1.4 s; 0 retries``."""
+        return (
+            f"synced {self.testers} testers from {self.agents} agents "
+            f"({self.empty_agents} with no testers) in {self._seconds:.1f} s; "
+            f"{self.retries} retries"
+        )
+
+    def record(self) -> dict[str, t.Any]:
+        """The run's ``testers_sync_runs`` record."""
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at or self.finished_at,
+            "finished_at": self.finished_at,
+            "agents": self.agents,
+            "agents_without_testers": self.empty_agents,
+            "testers": self.testers,
+            "retries": self.retries,
+        }
+
+
+class TestersSyncRunsStream(Stream):
+    """One record per run that synced every agent of the ``testers`` stream.
+
+    Synced after ``testers`` (the tap lists it second), and only when that
+    stream completed in this run: with ``testers`` deselected, or in a
+    ``--test`` run, it sends nothing.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    name = "testers_sync_runs"
+    """Must sort after ``testers``: the SDK syncs streams in the order of their names."""
+    primary_keys: t.ClassVar[list[str]] = ["run_id"]
+    replication_key = None
+    schema = load_schema("testers_sync_runs")
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Never: the rows of earlier runs are history, not rows this run replaces."""
+        return False
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002
+        """The ``testers`` stream's completed run, if it completed in this process."""
+        testers = self._tap.streams.get("testers")
+        completed: RunSummary | None = getattr(testers, "completed_run", None)
+        if completed is not None:
+            yield completed.record()
