@@ -60,13 +60,15 @@ def test_about_marks_the_api_key_secret():
     assert settings["sid"].get("secret") is not True
 
 
-def test_discover_gives_the_testers_stream_keyed_by_id(tmp_path):
+def test_discover_gives_the_testers_then_the_run_log_stream(tmp_path):
     run = run_tap({"sid": "x"}, tmp_path, "--discover")
     assert run.returncode == 0
-    (stream,) = json.loads(run.stdout)["streams"]
+    stream, runs = json.loads(run.stdout)["streams"]
     assert stream["tap_stream_id"] == "testers"
     assert stream["key_properties"] == ["id"]
     assert set(stream["schema"]["properties"]) >= {"id", "created_at", "phoneno"}
+    assert runs["tap_stream_id"] == "testers_sync_runs"
+    assert runs["key_properties"] == ["run_id"]
 
 
 def test_a_catalog_can_deselect_a_field(sandbox, tmp_path):
@@ -144,7 +146,7 @@ def test_python_dash_m_runs_the_same_tap(sandbox, tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count('"type":"RECORD"') == 5
+    assert done.stdout.count('"type":"RECORD","stream":"testers"') == 5
 
 
 def test_bad_settings_are_reported_by_name_before_any_request(sandbox, tmp_path):

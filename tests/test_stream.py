@@ -31,7 +31,8 @@ def test_emits_schema_records_and_state_with_one_request_per_agent(sandbox, tmp_
                 "partitions": [
                     {"context": {"agent_no": agent}} for agent in ("48900", "48901", "48902")
                 ]
-            }
+            },
+            "testers_sync_runs": {},
         }
     }
     assert api.stats()["by_agent"] == {"48900": 1, "48901": 1, "48902": 1}
@@ -179,11 +180,13 @@ def test_activate_version_is_sent_once_after_every_agent_synced(sandbox, tmp_pat
     run = run_tap(api.config(emit_activate_version_messages=True), tmp_path)
 
     assert run.returncode == 0, run.stderr
-    kinds = [m["type"] for m in run.messages]
+    testers = [m for m in run.messages if m.get("stream") == "testers"]
+    kinds = [m["type"] for m in testers]
     (activate,) = [m for m in run.messages if m["type"] == "ACTIVATE_VERSION"]
+    assert activate["stream"] == "testers", "the run log is history: never activated"
     last_record = max(i for i, kind in enumerate(kinds) if kind == "RECORD")
     assert kinds.index("ACTIVATE_VERSION") > last_record
-    assert {m["version"] for m in run.of_type("RECORD")} == {activate["version"]}
+    assert {m["version"] for m in testers if m["type"] == "RECORD"} == {activate["version"]}
 
 
 def test_activate_version_is_off_unless_asked_for(sandbox, tmp_path):
@@ -241,13 +244,21 @@ def _same_in_every_run(run) -> list[dict]:
     """The run's messages, with what differs from run to run checked, then set aside.
 
     That is the stream version (one per run, the same on every RECORD and on the
-    ACTIVATE_VERSION) and the extraction time (a UTC timestamp); everything else
-    must be identical between two runs over the same data.
+    ACTIVATE_VERSION), the extraction time (a UTC timestamp), and the run's id and
+    times in its ``testers_sync_runs`` record; everything else must be identical
+    between two runs over the same data.
     """
     (activate,) = run.of_type("ACTIVATE_VERSION")
     stable = []
     for message in run.messages:
         stable_message = dict(message)
+        if message["type"] == "RECORD" and message["stream"] == "testers_sync_runs":
+            stable_message["record"] = {
+                **message["record"],
+                "run_id": "this run's id",
+                "started_at": "a UTC time",
+                "finished_at": "a UTC time",
+            }
         if "version" in message:
             assert message["version"] == activate["version"]
             stable_message["version"] = "this run's version"
