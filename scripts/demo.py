@@ -1,11 +1,12 @@
-"""The main job, end to end: sandbox API -> tap -> Meltano -> DuckDB, then a summary.
+"""The main job, end to end: sandbox API -> tap -> Meltano -> DuckDB -> dbt, then a summary.
 
     python3 scripts/demo.py
 
 Sets up ``.venv`` and the Meltano plugins, starts the local Kaleyra sandbox,
-runs ``meltano run tap-kaleyra-rcs target-duckdb`` in the ``sandbox``
-environment, prints what landed in ``output/warehouse.duckdb``, and stops the
-sandbox, also when a step fails or the script is interrupted.
+runs the ``testers-duckdb`` job (tap, target-duckdb, dbt build) in the
+``sandbox`` environment, prints the ``kaleyra_rcs__agent_summary`` model from
+``output/warehouse.duckdb``, and stops the sandbox, also when a step fails or
+the script is interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,6 +26,7 @@ from bootstrap import BIN, ROOT, continue_in_environment, meltano_install, run, 
 # meltano.yml's default for target-duckdb; TARGET_DUCKDB_FILEPATH overrides both.
 DATABASE = Path(os.environ.get("TARGET_DUCKDB_FILEPATH", ROOT / "output" / "warehouse.duckdb"))
 AGENTS, TESTERS_PER_AGENT = 6, 40
+SUMMARY_MODEL = "kaleyra_rcs__agent_summary"
 
 
 def start_sandbox() -> tuple[subprocess.Popen[str], str]:
@@ -62,34 +65,26 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 
 def summary() -> str:
-    """Testers per agent and per test_status, read back from the DuckDB file."""
+    """The per-agent table of the ``kaleyra_rcs__agent_summary`` model, with totals."""
     import duckdb  # noqa: PLC0415 - importable once continue_in_environment() ran
 
     with duckdb.connect(str(DATABASE), read_only=True) as db:
-        statuses = [
-            row[0]
-            for row in db.sql(
-                "select distinct coalesce(test_status, '(none)') from kaleyra.testers order by 1"
-            ).fetchall()
+        result = db.sql(f"select * from kaleyra.{SUMMARY_MODEL} order by agent_no")  # noqa: S608 - a constant
+        header = [
+            column.replace("oldest_pending_created_at", "oldest pending")
+            for column in result.columns
         ]
-        rows = db.sql(
-            "select agent_no, coalesce(test_status, '(none)'), count(*) "
-            "from kaleyra.testers group by all"
-        ).fetchall()
-    counts: dict[str, dict[str, int]] = {}
-    for agent, status, count in rows:
-        counts.setdefault(agent, {})[status] = count
-    header = ["agent", *statuses, "total"]
+        rows = result.fetchall()
     table = [header]
-    for agent in sorted(counts):
-        per_status = [counts[agent].get(s, 0) for s in statuses]
-        table.append([agent, *map(str, per_status), str(sum(per_status))])
-    totals = [sum(counts[a].get(s, 0) for a in counts) for s in statuses]
-    table.append(["all", *map(str, totals), str(sum(totals))])
+    table += [[_cell(value) for value in row] for row in rows]
+    counts = [list(row[1:-1]) for row in rows]
+    totals = [str(sum(column)) for column in zip(*counts, strict=True)] if rows else []
+    oldest = min((row[-1] for row in rows if row[-1] is not None), default=None)
+    table.append(["all", *totals, _cell(oldest)])
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     title = (
-        f"{sum(totals)} testers from {len(counts)} agents in "
-        f"{_shown(DATABASE)} (table kaleyra.testers)"
+        f"{totals[0] if totals else 0} testers from {len(rows)} agents in "
+        f"{_shown(DATABASE)} (model kaleyra.{SUMMARY_MODEL})"
     )
     lines = [title, ""]
     for index, row in enumerate(table):
@@ -104,6 +99,14 @@ def summary() -> str:
     return "\n".join(lines)
 
 
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
 def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
@@ -114,9 +117,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     continue_in_environment("demo")
     env = {**os.environ, "MELTANO_ENVIRONMENT": "sandbox"}
-    # Only what this pipeline needs: the other loaders (Snowflake and BigQuery
-    # above all) would add minutes and hundreds of MB.
-    meltano_install(env, "tap-kaleyra-rcs", "target-duckdb")
+    # Only what this pipeline needs: the other loaders and dbt adapters (Snowflake
+    # and BigQuery above all) would add minutes and hundreds of MB.
+    meltano_install(env, "tap-kaleyra-rcs", "target-duckdb", "dbt-duckdb")
     setup_seconds = time.time() - float(os.environ.get("KALEYRA_SETUP_STARTED", time.time()))
     DATABASE.parent.mkdir(exist_ok=True)
     sandbox, port = start_sandbox()
@@ -124,14 +127,8 @@ def main() -> int:
         say(f"sandbox API on http://127.0.0.1:{port}; running the pipeline")
         env["KALEYRA_SANDBOX_PORT"] = port
         run_started = time.monotonic()
-        run(
-            BIN / "meltano",
-            "--log-level=warning",
-            "run",
-            "tap-kaleyra-rcs",
-            "target-duckdb",
-            env=env,
-        )
+        # The scheduled job: tap -> target-duckdb -> dbt build (models and tests).
+        run(BIN / "meltano", "--log-level=warning", "run", "testers-duckdb", env=env)
         run_seconds = time.monotonic() - run_started
     finally:
         stop(sandbox)

@@ -1,0 +1,74 @@
+"""One set of variables configures each loader and its dbt adapter.
+
+Meltano passes no loader config on to a later step, so each dbt utility declares
+the loader's namespace and setting names, and repeats its defaults. These tests
+read both through the real Meltano CLI and require them to agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.warehouses import MELTANO, ROOT
+
+PAIRS = [
+    ("target-duckdb", "dbt-duckdb"),
+    ("target-postgres", "dbt-postgres"),
+    ("target-snowflake", "dbt-snowflake"),
+    ("target-bigquery", "dbt-bigquery"),
+]
+
+
+def _config(plugin: str, environment: str, **variables: str) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TARGET_", "MELTANO_"))}
+    env.update({"KALEYRA_SANDBOX_PORT": "1", **variables})
+    done = subprocess.run(
+        [MELTANO, f"--environment={environment}", "config", "--unsafe", "print", plugin],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = json.loads(done.stdout)
+    assert isinstance(config, dict)
+    return config
+
+
+@pytest.mark.parametrize("environment", ["sandbox", "prod"])
+@pytest.mark.parametrize(("loader", "dbt"), PAIRS, ids=[dbt for _, dbt in PAIRS])
+def test_dbt_reads_what_the_loader_reads(environment, loader, dbt):
+    loader_config, dbt_config = _config(loader, environment), _config(dbt, environment)
+    shared = set(loader_config) & set(dbt_config)
+
+    assert "default_target_schema" in shared or "dataset" in shared
+    assert {name: dbt_config[name] for name in shared} == {
+        name: loader_config[name] for name in shared
+    }
+
+
+@pytest.mark.parametrize(
+    ("loader", "dbt", "variable", "setting"),
+    [
+        ("target-duckdb", "dbt-duckdb", "TARGET_DUCKDB_FILEPATH", "filepath"),
+        ("target-postgres", "dbt-postgres", "TARGET_POSTGRES_HOST", "host"),
+        ("target-postgres", "dbt-postgres", "TARGET_POSTGRES_PASSWORD", "password"),
+        (
+            "target-postgres",
+            "dbt-postgres",
+            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA",
+            "default_target_schema",
+        ),
+        ("target-snowflake", "dbt-snowflake", "TARGET_SNOWFLAKE_ACCOUNT", "account"),
+        ("target-bigquery", "dbt-bigquery", "TARGET_BIGQUERY_PROJECT", "project"),
+    ],
+)
+def test_one_variable_reaches_both(loader, dbt, variable, setting):
+    value = "set-by-the-environment"
+    assert _config(loader, "prod", **{variable: value})[setting] == value
+    assert _config(dbt, "prod", **{variable: value})[setting] == value
