@@ -9,6 +9,7 @@ import uuid
 import zipfile
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tests.processes import with_environment
@@ -113,8 +114,16 @@ def test_demo_prints_the_summary_and_leaves_no_process(tmp_path):
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert "240 testers from 6 agents" in done.stdout
-    total_line = next(line for line in done.stdout.splitlines() if line.startswith("all "))
-    assert total_line.split()[-1] == "240"
+    assert "(model kaleyra.kaleyra_rcs__agent_summary)" in done.stdout
+    all_agents = next(line for line in done.stdout.splitlines() if line.startswith("all "))
+    testers, *per_status = all_agents.split()[1:7]
+    assert testers == "240"
+    assert sum(map(int, per_status)) == 240, "accepted + pending + rejected + expired + other"
+    with duckdb.connect(str(tmp_path / "demo.duckdb"), read_only=True) as db:
+        built = db.sql(
+            "select agent_no, testers from kaleyra.kaleyra_rcs__agent_summary"
+        ).fetchall()
+    assert sorted(built) == [(f"4890{i}", 40) for i in range(6)], "the job built the models"
     assert with_environment(RUN_MARKER, marker) == [], "the sandbox (or another child) is left"
 
 
