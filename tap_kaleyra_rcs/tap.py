@@ -196,7 +196,6 @@ class TapKaleyraRcs(Tap):
         """The testers, then the record of a run that synced them all (in that order)."""
         return [TestersStream(self), TestersSyncRunsStream(self)]
 
-
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         """Stop at once with a non-zero status, writing no STATE or ACTIVATE_VERSION.
 
