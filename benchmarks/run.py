@@ -242,7 +242,9 @@ def rate_limit(workdir: Path, agents: int, rate: float) -> list[str]:
         stats = sandbox.stats()
     finally:
         sandbox.stop()
-    records = sum(1 for line in out.open("rb") if line.startswith(b'{"type":"RECORD"'))
+    records = sum(
+        1 for line in out.open("rb") if line.startswith(b'{"type":"RECORD","stream":"testers"')
+    )
     return [
         str(agents),
         f"{rate:g}",

@@ -114,7 +114,7 @@ def _arrivals(api: RunningSandbox, agent: str, count: int) -> list[float]:
     """When each of ``agent``'s ``count`` requests reached the sandbox (monotonic clock)."""
 
     def answered() -> list[float]:
-        return sorted(at for at, who, _ in list(api.server.stats.log) if who == agent)
+        return sorted(at for at, who, *_ in list(api.server.stats.log) if who == agent)
 
     wait_until(lambda: len(answered()) == count, what=f"{count} answered requests of {agent}")
     return answered()
@@ -181,7 +181,7 @@ def test_a_429_holds_every_worker_until_its_retry_after(sandbox, tmp_path):
     # at most one per other worker.
     held_from = _first_warning_at(run, throttled) + LOG_STAMP_RESOLUTION + CLOCK_SLACK
     during = [
-        agent for at, agent, _ in list(api.server.stats.log) if held_from < at < asked_at + pause
+        agent for at, agent, *_ in list(api.server.stats.log) if held_from < at < asked_at + pause
     ]
     assert len(during) <= workers - 1, during
 
@@ -271,7 +271,7 @@ def test_a_100k_tester_agent_succeeds_with_bounded_memory(sandbox, tmp_path):
         child.returncode = os.waitstatus_to_exitcode(status)
     assert child.returncode == 0
     lines = (tmp_path / "out").read_bytes().splitlines()
-    assert sum(line.startswith(b'{"type":"RECORD"') for line in lines) == 100_000
+    assert sum(line.startswith(b'{"type":"RECORD","stream":"testers"') for line in lines) == 100_000
     peak_mb = usage.ru_maxrss / 1024
     sys.stderr.write(f"\npeak memory for one 100,000-tester agent: {peak_mb:.0f} MB\n")
     assert peak_mb < 500

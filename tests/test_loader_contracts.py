@@ -91,7 +91,7 @@ def schema_message(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]
     finally:
         api.stop()
     assert run.returncode == 0, run.stderr[-3000:]
-    (message,) = run.of_type("SCHEMA")
+    (message,) = [m for m in run.of_type("SCHEMA") if m["stream"] == "testers"]
     return message
 
 

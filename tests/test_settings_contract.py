@@ -104,4 +104,5 @@ def test_another_sdk_sends_every_record_through_the_sdks_own_path(sandbox, monke
     TapKaleyraRcs(config=api.config()).sync_all()
 
     lines = capfd.readouterr().out.splitlines()
-    assert sum('"type":"RECORD"' in line.replace(" ", "") for line in lines) == 10
+    testers = '"type":"RECORD","stream":"testers"'
+    assert sum(testers in line.replace(" ", "") for line in lines) == 10
