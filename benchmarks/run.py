@@ -381,7 +381,7 @@ memory follows the largest agents' size, not the number of agents.
 
 ## 4. Under a sandbox rate limit
 
-The sandbox answers 429 (Retry-After: 1) above its limit; the tap is set to the
+The sandbox answers 429 (without Retry-After) above its limit; the tap is set to the
 same rate with 16 concurrent agents.
 
 {

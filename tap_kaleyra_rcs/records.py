@@ -183,7 +183,7 @@ def _coerce_tester(agent: str, index: int, raw: object, unknown: set[str]) -> di
     if not record.get("id"):
         msg = (
             f"agent {agent}: tester #{index} has no 'id', so it can't be upserted; "
-            "no data was loaded for this run"
+            "the run stops before this agent's testers, and nothing is marked deleted"
         )
         raise MalformedResponse(msg)
     unchanged = len(record) == len(raw) and all(record[k] is v for k, v in raw.items())
