@@ -37,11 +37,14 @@ class RunSummary:
     """
 
     def __init__(self) -> None:
-        """Nothing counted yet; :meth:`start` is called before the first request."""
+        """Nothing counted yet; :meth:`start` is called before the first request.
+
+        Only a run that started and finished is ever recorded or summed up.
+        """
         self.run_id = str(uuid.uuid4())
-        self.started_at: str | None = None
-        self.finished_at: str | None = None
-        self._started: float | None = None
+        self.started_at = ""
+        self.finished_at = ""
+        self._started = 0.0
         self._seconds = 0.0
         self.testers = 0
         self.agents = 0
@@ -62,7 +65,7 @@ class RunSummary:
     def finish(self, retries: int) -> None:
         """Mark the end of a run that synced every agent."""
         self.finished_at = _utc_now()
-        self._seconds = time.monotonic() - self._started if self._started is not None else 0.0
+        self._seconds = time.monotonic() - self._started
         self.retries = retries
 
     def line(self) -> str:
@@ -77,7 +80,7 @@ class RunSummary:
         """The run's ``testers_sync_runs`` record."""
         return {
             "run_id": self.run_id,
-            "started_at": self.started_at or self.finished_at,
+            "started_at": self.started_at,
             "finished_at": self.finished_at,
             "agents": self.agents,
             "agents_without_testers": self.empty_agents,

@@ -254,6 +254,20 @@ def test_every_position_around_the_cut_of_a_quoted_field_value_hides_the_key(cli
 # -- The scan itself -------------------------------------------------------------------------
 
 
+def test_each_hidden_run_becomes_one_marker_and_the_rest_is_kept(monkeypatch):
+    monkeypatch.setattr(errors_module, "_SECRETS", {KEY})
+
+    assert errors_module.redact(f"{KEY} middle {KEY}") == "*** middle ***"
+    assert errors_module.redact(f"a{KEY.upper()[:9]}b") == "a***b"
+    assert errors_module.redact("nothing secret here") == "nothing secret here"
+
+
+def test_a_cut_text_loses_exactly_the_characters_a_key_could_start_in(monkeypatch):
+    monkeypatch.setattr(errors_module, "_SECRETS", {KEY})
+
+    assert errors_module.redact_cut("x" * 20) == "x" * 13, "7 characters: one short of a piece"
+
+
 @pytest.mark.parametrize(
     "piece", ["Rcs-Test", "t-KEY-7f", "7f3a9c2e"], ids=["start", "middle", "end"]
 )
