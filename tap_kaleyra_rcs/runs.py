@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import typing as t
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from singer_sdk import Stream
@@ -30,31 +31,21 @@ def _utc_now() -> str:
 
 
 class RunSummary:
-    """Counts of one run, for the line that ends it and for its ``testers_sync_runs`` record.
+    """What a run has done so far: created when it starts, before its first request.
 
-    Scheduled runs are read the morning after: one line tells whether the run
-    looked normal (how many testers, agents answering empty, retries needed).
+    Every tester of the run is extracted after ``started_at``. :meth:`finish`
+    turns it into the :class:`FinishedRun` that a run which synced every agent
+    logs and records.
     """
 
     def __init__(self) -> None:
-        """Nothing counted yet; :meth:`start` is called before the first request.
-
-        Only a run that started and finished is ever recorded or summed up.
-        """
+        """Start now: nothing counted yet."""
         self.run_id = str(uuid.uuid4())
-        self.started_at = ""
-        self.finished_at = ""
-        self._started = 0.0
-        self._seconds = 0.0
+        self.started_at = _utc_now()
+        self._started = time.monotonic()
         self.testers = 0
         self.agents = 0
         self.empty_agents = 0
-        self.retries = 0
-
-    def start(self) -> None:
-        """Mark the start, before any request: every tester is extracted after it."""
-        self.started_at = _utc_now()
-        self._started = time.monotonic()
 
     def count(self, batch: AgentTesters) -> None:
         """Add one agent's batch."""
@@ -62,17 +53,42 @@ class RunSummary:
         self.testers += len(batch.records)
         self.empty_agents += not batch.records
 
-    def finish(self, retries: int) -> None:
-        """Mark the end of a run that synced every agent."""
-        self.finished_at = _utc_now()
-        self._seconds = time.monotonic() - self._started
-        self.retries = retries
+    def finish(self, retries: int) -> FinishedRun:
+        """The run's summary, now that every agent has synced."""
+        return FinishedRun(
+            run_id=self.run_id,
+            started_at=self.started_at,
+            finished_at=_utc_now(),
+            seconds=time.monotonic() - self._started,
+            agents=self.agents,
+            empty_agents=self.empty_agents,
+            testers=self.testers,
+            retries=retries,
+        )
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run that synced every agent: its one log line and its ``testers_sync_runs`` record.
+
+    Scheduled runs are read the morning after: one line tells whether the run
+    looked normal (how many testers, agents answering empty, retries needed).
+    """
+
+    run_id: str
+    started_at: str
+    finished_at: str
+    seconds: float
+    agents: int
+    empty_agents: int
+    testers: int
+    retries: int
 
     def line(self) -> str:
         """E.g. ``synced 240 testers from 6 agents (0 with no testers) in 1.4 s; 0 retries``."""
         return (
             f"synced {self.testers} testers from {self.agents} agents "
-            f"({self.empty_agents} with no testers) in {self._seconds:.1f} s; "
+            f"({self.empty_agents} with no testers) in {self.seconds:.1f} s; "
             f"{self.retries} retries"
         )
 
@@ -113,6 +129,6 @@ class TestersSyncRunsStream(Stream):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002
         """The ``testers`` stream's completed run, if it completed in this process."""
         testers = self._tap.streams.get("testers")
-        completed: RunSummary | None = getattr(testers, "completed_run", None)
+        completed: FinishedRun | None = getattr(testers, "completed_run", None)
         if completed is not None:
             yield completed.record()

@@ -19,7 +19,7 @@ from tap_kaleyra_rcs.errors import KaleyraError, redact
 from tap_kaleyra_rcs.output import SingerOutput
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema
-from tap_kaleyra_rcs.runs import RunSummary
+from tap_kaleyra_rcs.runs import FinishedRun, RunSummary
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -106,8 +106,8 @@ class TestersStream(Stream):
         self.logger.addFilter(_AnticipatedFailures())
         self._prefetcher: OrderedPrefetcher[AgentTesters] | None = None
         self._client: TestersClient | None = None
-        self._summary = RunSummary()
-        self.completed_run: RunSummary | None = None
+        self._summary: RunSummary | None = None
+        self.completed_run: FinishedRun | None = None
         """The run's summary, once every agent has synced (for ``testers_sync_runs``)."""
         self._warned_fields: set[str] = set()
         # Records carry this version; it is activated only once every agent has
@@ -144,7 +144,7 @@ class TestersStream(Stream):
         """The next agent's testers, fetched ahead on worker threads."""
         if self._prefetcher is None:
             settings = self.settings
-            self._summary.start()
+            self._summary = RunSummary()
             self._client = client = TestersClient(
                 settings,
                 logger=self.logger,
@@ -168,7 +168,7 @@ class TestersStream(Stream):
             )
             self._warned_fields.add(name)
         self.logger.info("agent %s: %d testers", batch.agent, len(batch.records))
-        self._summary.count(batch)
+        t.cast("RunSummary", self._summary).count(batch)
         return batch
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -187,8 +187,8 @@ class TestersStream(Stream):
         the last agent's records are all out, so no run is recorded then.
         """
         if batch.agent == self.settings.agent_numbers[-1]:
-            self._summary.finish(self._client.retries if self._client is not None else 0)
-            self.completed_run = self._summary
+            summary = t.cast("RunSummary", self._summary)
+            self.completed_run = summary.finish(t.cast("TestersClient", self._client).retries)
 
     def _sync_records(
         self,

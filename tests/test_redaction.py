@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from tap_kaleyra_rcs import errors as errors_module
-from tap_kaleyra_rcs.client import _SNIPPET_LENGTH, Retry, TestersClient
+from tap_kaleyra_rcs.client import _SNIPPET_LENGTH, Retry, TestersClient, safe_snippet
 from tap_kaleyra_rcs.errors import KaleyraError, MalformedResponse
 from tap_kaleyra_rcs.records import build_records
 from tap_kaleyra_rcs.settings import parse_settings
@@ -258,8 +258,16 @@ def test_each_hidden_run_becomes_one_marker_and_the_rest_is_kept(monkeypatch):
     monkeypatch.setattr(errors_module, "_SECRETS", {KEY})
 
     assert errors_module.redact(f"{KEY} middle {KEY}") == "*** middle ***"
+    assert errors_module.redact(f"{KEY} tail") == "*** tail"
     assert errors_module.redact(f"a{KEY.upper()[:9]}b") == "a***b"
     assert errors_module.redact("nothing secret here") == "nothing secret here"
+
+
+def test_with_no_key_in_use_a_snippet_is_the_body_shortened(monkeypatch):
+    monkeypatch.setattr(errors_module, "_SECRETS", set())
+
+    assert errors_module.longest_secret() == 0
+    assert safe_snippet(b"x" * 500) == repr("x" * _SNIPPET_LENGTH + "...")
 
 
 def test_a_cut_text_loses_exactly_the_characters_a_key_could_start_in(monkeypatch):

@@ -9,20 +9,18 @@ import pytest
 
 from tap_kaleyra_rcs.errors import SettingsInvalid
 from tap_kaleyra_rcs.records import AgentTesters
-from tap_kaleyra_rcs.runs import RunSummary
+from tap_kaleyra_rcs.runs import FinishedRun, RunSummary
 
 
 def _batch(agent: str, testers: int) -> AgentTesters:
     return AgentTesters(agent, [{"id": f"{agent}-{i}"} for i in range(testers)])
 
 
-def _finished(retries: int = 0, *testers_per_agent: int) -> RunSummary:
+def _finished(retries: int = 0, *testers_per_agent: int) -> FinishedRun:
     summary = RunSummary()
-    summary.start()
     for index, testers in enumerate(testers_per_agent):
         summary.count(_batch(str(48900 + index), testers))
-    summary.finish(retries)
-    return summary
+    return summary.finish(retries)
 
 
 def test_the_record_counts_agents_empty_agents_testers_and_retries():
