@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import typing as t
-import uuid
 
 from tests.test_meltano_e2e import AGENTS, Pipeline
-from tests.warehouses import MELTANO, ROOT, meltano_env
+from tests.warehouses import meltano_env, postgres_env
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -39,18 +37,7 @@ def postgres_pipeline(
     api: RunningSandbox, tmp_path: Path, postgres: Postgres, **env: str
 ) -> Pipeline:
     """A pipeline into a fresh PostgreSQL schema, the target configured only by variables."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    full_env = meltano_env(
-        tmp_path,
-        api.url,
-        TARGET_POSTGRES_HOST="127.0.0.1",
-        TARGET_POSTGRES_PORT=str(postgres.port),
-        TARGET_POSTGRES_USER="postgres",
-        TARGET_POSTGRES_PASSWORD="unused-with-trust-auth",  # noqa: S106
-        TARGET_POSTGRES_DATABASE="warehouse",
-        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
-        **env,
-    )
+    full_env, schema = postgres_env(tmp_path, api.url, postgres, **env)
     return Pipeline(api, full_env, tmp_path, postgres, schema)
 
 
@@ -74,18 +61,3 @@ def duckdb_columns(pipeline: Pipeline) -> set[str]:
             "where table_schema = 'kaleyra' and table_name = 'testers'"
         )
     }
-
-
-def meltano(
-    env: dict[str, str], *args: str, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Any Meltano command in the project, with this test's environment."""
-    return subprocess.run(
-        [MELTANO, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )

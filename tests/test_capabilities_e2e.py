@@ -16,14 +16,13 @@ from tests.pipelines import (
     duckdb_columns,
     duckdb_pipeline,
     live_rows,
-    meltano,
     postgres_pipeline,
     setting_env,
     spec,
 )
 from tests.support import SCHEMA
 from tests.test_meltano_e2e import AGENTS, ALL_TESTERS
-from tests.warehouses import ROOT
+from tests.warehouses import ROOT, meltano
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
 

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import typing as t
-import uuid
 from dataclasses import dataclass
 
 import duckdb
@@ -23,7 +22,7 @@ import yaml
 from tests.meltano_kinds import MELTANO_KINDS, kinds_for
 from tests.processes import command_line, descendants, kill_tree
 from tests.support import TAP, RunningSandbox
-from tests.warehouses import ROOT, meltano_env, meltano_run, meltano_start, wait_until
+from tests.warehouses import ROOT, meltano_env, meltano_run, meltano_start, postgres_env, wait_until
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -87,17 +86,7 @@ def pipeline(sandbox, tmp_path) -> Pipeline:
 def pg_pipeline(sandbox, tmp_path, postgres) -> Pipeline:
     """A pipeline into a fresh PostgreSQL schema, after one successful first run."""
     api = sandbox(_spec())
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    env = meltano_env(
-        tmp_path,
-        api.url,
-        TARGET_POSTGRES_HOST="127.0.0.1",
-        TARGET_POSTGRES_PORT=str(postgres.port),
-        TARGET_POSTGRES_USER="postgres",
-        TARGET_POSTGRES_PASSWORD="unused-with-trust-auth",  # noqa: S106
-        TARGET_POSTGRES_DATABASE="warehouse",
-        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
-    )
+    env, schema = postgres_env(tmp_path, api.url, postgres)
     pipeline = Pipeline(api, env, tmp_path, postgres, schema)
     pipeline.run_ok("target-postgres")
     return pipeline

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import typing as t
-import uuid
 from dataclasses import dataclass, field
 
 import duckdb
 import pytest
 
-from tests.warehouses import meltano_env, meltano_run
+from tests.warehouses import meltano_env, meltano_run, postgres_env
 
 if t.TYPE_CHECKING:
     import subprocess
@@ -115,17 +114,7 @@ def warehouse(request, sandbox, tmp_path: Path) -> tuple[Warehouse, RunningSandb
             "testers-duckdb", env, "kaleyra", _duckdb_reader(env["TARGET_DUCKDB_FILEPATH"])
         ), api
     postgres: Postgres = request.getfixturevalue("postgres")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    env = meltano_env(
-        tmp_path,
-        api.url,
-        TARGET_POSTGRES_HOST="127.0.0.1",
-        TARGET_POSTGRES_PORT=str(postgres.port),
-        TARGET_POSTGRES_USER="postgres",
-        TARGET_POSTGRES_PASSWORD="unused-with-trust-auth",  # noqa: S106
-        TARGET_POSTGRES_DATABASE="warehouse",
-        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
-    )
+    env, schema = postgres_env(tmp_path, api.url, postgres)
 
     def read(sql: str) -> list[tuple[str, ...]]:
         return [tuple(row) for row in postgres.psql(sql)]

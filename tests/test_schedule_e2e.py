@@ -16,7 +16,15 @@ import typing as t
 import duckdb
 import pytest
 
-from tests.warehouses import MELTANO, ROOT, meltano_env, meltano_run, meltano_start, wait_until
+from tests.warehouses import (
+    MELTANO,
+    ROOT,
+    meltano,
+    meltano_env,
+    meltano_run,
+    meltano_start,
+    wait_until,
+)
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -41,15 +49,7 @@ def _spec(**agent_overrides: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 def _meltano(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [MELTANO, "--log-level=info", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return meltano(env, "--log-level=info", *args)
 
 
 def _testers_in(env: dict[str, str]) -> int:

@@ -15,9 +15,9 @@ import re
 
 import pytest
 
-from tests.pipelines import duckdb_pipeline, meltano, setting_env, spec
+from tests.pipelines import duckdb_pipeline, setting_env, spec
 from tests.test_meltano_e2e import AGENTS, ALL_TESTERS
-from tests.warehouses import free_port
+from tests.warehouses import free_port, meltano
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
 

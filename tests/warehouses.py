@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import typing as t
+import uuid
 from pathlib import Path
 
 import pytest
@@ -143,11 +144,31 @@ def meltano_env(tmp_path: Path, sandbox_url: str, **extra: str) -> dict[str, str
     return env
 
 
-def meltano_run(
-    env: dict[str, str], *blocks: str, timeout: float = 300
+def postgres_env(
+    tmp_path: Path, sandbox_url: str, postgres: Postgres, **extra: str
+) -> tuple[dict[str, str], str]:
+    """:func:`meltano_env` for a fresh PostgreSQL schema of its own; also that schema."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    env = meltano_env(
+        tmp_path,
+        sandbox_url,
+        TARGET_POSTGRES_HOST="127.0.0.1",
+        TARGET_POSTGRES_PORT=str(postgres.port),
+        TARGET_POSTGRES_USER="postgres",
+        TARGET_POSTGRES_PASSWORD="unused-with-trust-auth",  # noqa: S106
+        TARGET_POSTGRES_DATABASE="warehouse",
+        TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=schema,
+        **extra,
+    )
+    return env, schema
+
+
+def meltano(
+    env: dict[str, str], *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
+    """Any Meltano command in the project, with this test's environment."""
     return subprocess.run(
-        [MELTANO, "--log-level=info", "run", *blocks],
+        [MELTANO, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -155,6 +176,12 @@ def meltano_run(
         timeout=timeout,
         check=False,
     )
+
+
+def meltano_run(
+    env: dict[str, str], *blocks: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return meltano(env, "--log-level=info", "run", *blocks, timeout=timeout)
 
 
 def meltano_start(env: dict[str, str], *blocks: str, log: Path) -> subprocess.Popen[bytes]:
