@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
+import duckdb
 import pytest
+import yaml
 
 from tests.warehouses import MELTANO, ROOT
 
@@ -72,3 +75,17 @@ def test_one_variable_reaches_both(loader, dbt, variable, setting):
     value = "set-by-the-environment"
     assert _config(loader, "prod", **{variable: value})[setting] == value
     assert _config(dbt, "prod", **{variable: value})[setting] == value
+
+
+def test_dbt_and_the_loader_open_the_duckdb_file_with_one_duckdb_version():
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    pip_urls = {
+        plugin["name"]: plugin["pip_url"]
+        for kind in ("loaders", "utilities")
+        for plugin in project["plugins"][kind]
+    }
+    pins = {
+        name: re.findall(r"(?:^|\s)duckdb==(\S+)", pip_urls[name])
+        for name in ("target-duckdb", "dbt-duckdb")
+    }
+    assert pins["target-duckdb"] == pins["dbt-duckdb"] == [duckdb.__version__]
