@@ -108,15 +108,15 @@ class FinishedRun:
 class TestersSyncRunsStream(Stream):
     """One record per run that synced every agent of the ``testers`` stream.
 
-    Synced after ``testers`` (the tap lists it second), and only when that
-    stream completed in this run: with ``testers`` deselected, or in a
-    ``--test`` run, it sends nothing.
+    Synced after ``testers`` (the SDK syncs streams in the order of their
+    names), and only when that stream completed in this run: with ``testers``
+    deselected, or in a ``--test`` run, it sends nothing.
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
     name = "testers_sync_runs"
-    """Must sort after ``testers``: the SDK syncs streams in the order of their names."""
+    """Must sort after ``testers``; ``Tap.load_streams``, which sorts, is final."""
     primary_keys: t.ClassVar[list[str]] = ["run_id"]
     replication_key = None
     schema = load_schema("testers_sync_runs")

@@ -168,7 +168,6 @@ class TestersStream(Stream):
             )
             self._warned_fields.add(name)
         self.logger.info("agent %s: %d testers", batch.agent, len(batch.records))
-        t.cast("RunSummary", self._summary).count(batch)
         return batch
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -186,8 +185,9 @@ class TestersStream(Stream):
         A failure, a signal or a ``--test`` record limit stops the sync before
         the last agent's records are all out, so no run is recorded then.
         """
+        summary = t.cast("RunSummary", self._summary)
+        summary.count(batch)
         if batch.agent == self.settings.agent_numbers[-1]:
-            summary = t.cast("RunSummary", self._summary)
             self.completed_run = summary.finish(t.cast("TestersClient", self._client).retries)
 
     def _sync_records(

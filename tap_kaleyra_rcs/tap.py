@@ -1,4 +1,4 @@
-"""tap-kaleyra-rcs: the settings users give and the one stream they get."""
+"""tap-kaleyra-rcs: the settings users give, and the testers and run-log streams they get."""
 
 from __future__ import annotations
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import duckdb
 import pytest
 
+from tests.pipelines import spec
+from tests.test_meltano_e2e import AGENTS
 from tests.warehouses import meltano_env, meltano_run, postgres_env
 
 if t.TYPE_CHECKING:
@@ -35,7 +37,6 @@ if t.TYPE_CHECKING:
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
 
-AGENTS = ["48900", "48901", "48902", "48903", "48904", "48905"]
 KNOWN_STATUSES = ("ACCEPTED", "PENDING", "REJECTED", "EXPIRED")
 
 FIRST: dict[str, t.Any] = {}
@@ -61,7 +62,7 @@ SUMMARY_COLUMNS = (
 
 
 def _spec(overrides: dict[str, t.Any]) -> dict[str, t.Any]:
-    return {"agents": AGENTS, "testers_per_agent": 8, "agent_overrides": overrides}
+    return spec(agent_overrides=overrides)
 
 
 @dataclass
