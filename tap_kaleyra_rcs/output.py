@@ -14,14 +14,41 @@ import sys
 import time
 import typing as t
 
+import msgspec
 from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.mapper import SameRecordTransform
 
 from tap_kaleyra_rcs.errors import OutputClosed
 
 if t.TYPE_CHECKING:
+    from singer_sdk import Stream
     from singer_sdk.singerlib.encoding.simple import Message
 
 CHUNK_BYTES = 1 << 16
+LINES_PER_WRITE = 2000
+"""RECORD lines encoded and queued together on the direct path."""
+
+_encoder = msgspec.json.Encoder()
+_encode_json = _encoder.encode
+_encode_lines = _encoder.encode_lines
+
+
+def records_go_out_unchanged(stream: Stream) -> bool:
+    """Whether ``stream`` sends its records exactly as built: no map, flattening or limit.
+
+    Then its RECORD lines can be encoded in one go (:meth:`SingerOutput.write_records`)
+    instead of one SDK message at a time, with the same result.
+    """
+    maps = stream.stream_maps
+    return (
+        stream.selected
+        and stream.ABORT_AT_RECORD_COUNT is None
+        and len(maps) == 1
+        and type(maps[0]) is SameRecordTransform
+        and not maps[0].flattening_enabled
+        and maps[0].stream_alias == stream.name
+        and all(stream.mask.get(("properties", name), True) for name in stream.schema["properties"])
+    )
 
 
 class SingerOutput(MsgSpecWriter):
@@ -40,6 +67,29 @@ class SingerOutput(MsgSpecWriter):
         # format_message reuses one buffer: copy it before it is overwritten.
         self.write_lines(bytes(self.format_message(message)))
         self.flush()
+
+    def write_records(
+        self,
+        stream: str,
+        records: list[dict[str, t.Any]],
+        time_extracted: str,
+        version: int | None = None,
+    ) -> None:
+        """Queue one RECORD message per record, the SDK's fields in the SDK's order.
+
+        The records are encoded as JSON lines in one call, then each line is
+        wrapped in the message around it. JSON escapes newlines inside strings,
+        so the only newline bytes are the line ends.
+        """
+        head = _encode_json({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
+        tail: dict[str, t.Any] = {}
+        if version is not None:
+            tail["version"] = version
+        tail["time_extracted"] = time_extracted
+        end_and_next = b"," + _encode_json(tail)[1:] + b"\n" + head
+        for start in range(0, len(records), LINES_PER_WRITE):
+            lines = _encode_lines(records[start : start + LINES_PER_WRITE])
+            self.write_lines(head + lines.replace(b"\n", end_and_next)[: -len(head)])
 
     def write_lines(self, lines: bytes) -> None:
         """Queue one or more complete messages, each ending in a newline."""

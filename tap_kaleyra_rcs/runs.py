@@ -1,11 +1,12 @@
-"""What one successful run did: its summary line, and the ``testers_sync_runs`` stream.
+"""What one successful run did: its summary line, and the two run-log streams.
 
 The testers stream is full table, and most targets cannot tell from its rows
 alone which testers the latest run saw (target-duckdb ignores ACTIVATE_VERSION).
-So a run that synced every agent ends with one ``testers_sync_runs`` record: when it
-started and finished, and what it found. Every tester of that run was extracted
-at or after ``started_at``; a tester last extracted before the latest run's
-``started_at`` was not seen by it. A failed or interrupted run writes no record.
+So a run that synced every agent ends with one ``testers_sync_runs`` record (when
+it started and finished, what it found) and one ``testers_sync_run_agents`` record
+per agent it synced completely. A tester is removed only when a successful run
+that synced its agent did not see it; a failed or interrupted run writes neither,
+so it never removes anything.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import datetime, timezone
 
 from singer_sdk import Stream
 
+from tap_kaleyra_rcs.errors import redact
 from tap_kaleyra_rcs.records import load_schema
 
 if t.TYPE_CHECKING:
@@ -46,12 +48,32 @@ class RunSummary:
         self.testers = 0
         self.agents = 0
         self.empty_agents = 0
+        self.duplicate_ids = 0
+        self.synced_agents: list[SyncedAgent] = []
+        self._agent_of_id: dict[str, str] = {}
 
-    def count(self, batch: AgentTesters) -> None:
-        """Add one agent's batch."""
+    def count(self, batch: AgentTesters) -> list[Duplicate]:
+        """Add one agent's batch; return the testers whose id the run had already seen.
+
+        An id listed twice (under one agent, or under two) is a duplicate every
+        time after the first. All of them are loaded: the models decide which
+        one describes the tester (see docs/models.md), and the run says so.
+        """
         self.agents += 1
         self.testers += len(batch.records)
         self.empty_agents += not batch.records
+        self.synced_agents.append(SyncedAgent(batch.agent, batch.extracted_at, len(batch.records)))
+        agent_of_id = self._agent_of_id
+        duplicates: list[Duplicate] = []
+        for record in batch.records:
+            tester_id = record["id"]
+            first_agent = agent_of_id.get(tester_id)
+            if first_agent is None:
+                agent_of_id[tester_id] = batch.agent
+            else:
+                duplicates.append(Duplicate(tester_id, first_agent, batch.agent))
+        self.duplicate_ids += len(duplicates)
+        return duplicates
 
     def finish(self, retries: int) -> FinishedRun:
         """The run's summary, now that every agent has synced."""
@@ -64,7 +86,46 @@ class RunSummary:
             empty_agents=self.empty_agents,
             testers=self.testers,
             retries=retries,
+            duplicate_ids=self.duplicate_ids,
+            synced_agents=tuple(self.synced_agents),
         )
+
+
+@dataclass(frozen=True)
+class SyncedAgent:
+    """One agent a run synced completely: when its answer arrived, and how many testers."""
+
+    agent: str
+    received_at: str
+    testers: int
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A tester whose id the run had already seen, under ``first_agent``."""
+
+    tester_id: str
+    first_agent: str
+    agent: str
+
+
+MOST_DUPLICATES_NAMED = 10
+"""A warning names at most this many duplicate ids; it counts the rest."""
+
+
+def duplicates_warning(duplicates: list[Duplicate]) -> str:
+    """The WARNING for one agent's duplicate ids, e.g. ``... id 'a' (also under 48900)``."""
+    named = ", ".join(
+        f"{redact(repr(d.tester_id))} (also under {d.first_agent})"
+        for d in duplicates[:MOST_DUPLICATES_NAMED]
+    )
+    more = len(duplicates) - MOST_DUPLICATES_NAMED
+    rest = f" and {more} more" if more > 0 else ""
+    return (
+        f"agent {duplicates[0].agent}: {len(duplicates)} tester id(s) already seen in this "
+        f"run: {named}{rest}. Every copy is loaded; the models keep the one under the highest "
+        "agent number, the last in its list (docs/models.md). Ask Kaleyra why one tester is listed twice."
+    )
 
 
 @dataclass(frozen=True)
@@ -83,13 +144,15 @@ class FinishedRun:
     empty_agents: int
     testers: int
     retries: int
+    duplicate_ids: int
+    synced_agents: tuple[SyncedAgent, ...]
 
     def line(self) -> str:
-        """E.g. ``synced 240 testers from 6 agents (0 with no testers) in 1.4 s; 0 retries``."""
+        """E.g. ``synced 240 testers from 6 agents (0 with no testers) in 1.4 s; 0 retries; 0 duplicate ids``."""  # noqa: E501
         return (
             f"synced {self.testers} testers from {self.agents} agents "
             f"({self.empty_agents} with no testers) in {self.seconds:.1f} s; "
-            f"{self.retries} retries"
+            f"{self.retries} retries; {self.duplicate_ids} duplicate ids"
         )
 
     def record(self) -> dict[str, t.Any]:
@@ -102,33 +165,77 @@ class FinishedRun:
             "agents_without_testers": self.empty_agents,
             "testers": self.testers,
             "retries": self.retries,
+            "duplicate_ids": self.duplicate_ids,
         }
 
+    def agent_records(self) -> list[dict[str, t.Any]]:
+        """The run's ``testers_sync_run_agents`` records: one per agent it synced."""
+        return [
+            {
+                "run_id": self.run_id,
+                "run_started_at": self.started_at,
+                "agent_no": synced.agent,
+                "received_at": synced.received_at,
+                "testers": synced.testers,
+            }
+            for synced in self.synced_agents
+        ]
 
-class TestersSyncRunsStream(Stream):
-    """One record per run that synced every agent of the ``testers`` stream.
+
+class _RunLogStream(Stream):
+    """A stream written once per run that synced every agent of ``testers``.
 
     Synced after ``testers`` (the SDK syncs streams in the order of their
     names), and only when that stream completed in this run: with ``testers``
-    deselected, or in a ``--test`` run, it sends nothing.
+    not synced, or in a ``--test`` run, it sends nothing.
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
-    name = "testers_sync_runs"
-    """Must sort after ``testers``; ``Tap.load_streams``, which sorts, is final."""
-    primary_keys: t.ClassVar[list[str]] = ["run_id"]
     replication_key = None
-    schema = load_schema("testers_sync_runs")
 
     @property
     def emit_activate_version_messages(self) -> bool:
         """Never: the rows of earlier runs are history, not rows this run replaces."""
         return False
 
+    def run_records(self, run: FinishedRun) -> list[dict[str, t.Any]]:
+        """The records ``run`` adds to this stream."""
+        raise NotImplementedError
+
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002
         """The ``testers`` stream's completed run, if it completed in this process."""
         testers = self._tap.streams.get("testers")
         completed: FinishedRun | None = getattr(testers, "completed_run", None)
         if completed is not None:
-            yield completed.record()
+            yield from self.run_records(completed)
+
+
+class TestersSyncRunsStream(_RunLogStream):
+    """One record per run that synced every agent of the ``testers`` stream."""
+
+    name = "testers_sync_runs"
+    """Must sort after ``testers``; ``Tap.load_streams``, which sorts, is final."""
+    primary_keys: t.ClassVar[list[str]] = ["run_id"]
+    schema = load_schema("testers_sync_runs")
+
+    def run_records(self, run: FinishedRun) -> list[dict[str, t.Any]]:
+        """The run's one record."""
+        return [run.record()]
+
+
+class TestersSyncRunAgentsStream(_RunLogStream):
+    """One record per agent that a successful run synced completely.
+
+    Which agents a run synced is what tells a removed tester (its agent was
+    synced and did not list it) from one whose agent is no longer synced.
+    """
+
+    name = "testers_sync_run_agents"
+    """Must sort after ``testers``."""
+    primary_keys: t.ClassVar[list[str]] = ["run_id", "agent_no"]
+    schema = load_schema("testers_sync_run_agents")
+
+    def run_records(self, run: FinishedRun) -> list[dict[str, t.Any]]:
+        """One record per agent of the run."""
+        return run.agent_records()

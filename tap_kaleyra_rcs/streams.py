@@ -9,17 +9,15 @@ import sys
 import time
 import typing as t
 
-import msgspec
 from singer_sdk import Stream
 from singer_sdk.exceptions import MaxRecordsLimitException
-from singer_sdk.mapper import SameRecordTransform
 
 from tap_kaleyra_rcs.client import TestersClient
 from tap_kaleyra_rcs.errors import KaleyraError, redact
-from tap_kaleyra_rcs.output import SingerOutput
+from tap_kaleyra_rcs.output import SingerOutput, records_go_out_unchanged
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema
-from tap_kaleyra_rcs.runs import FinishedRun, RunSummary
+from tap_kaleyra_rcs.runs import FinishedRun, RunSummary, duplicates_warning
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -31,10 +29,6 @@ PARTITION_KEY = "agent_no"
 """The partition key is also the record field, so the SDK's own "add the
 partition context to the record" step fills ``agent_no`` rather than adding a
 column the schema doesn't have."""
-
-LINES_PER_WRITE = 2000
-"""RECORD lines encoded and queued together on the direct path."""
-
 
 FAST_PATH_CHECKED_AGAINST = (
     "0.54.9",
@@ -80,9 +74,11 @@ class _AnticipatedFailures(logging.Filter):
         )
 
 
-_encoder = msgspec.json.Encoder()
-_encode_json = _encoder.encode
-_encode_lines = _encoder.encode_lines
+class ObservationWriter(t.Protocol):
+    """The ``testers_observations`` stream, as the testers stream uses it."""
+
+    def write_observations(self, batch: AgentTesters, run: RunSummary) -> None:
+        """Send every tester of ``batch`` as an observation of ``run``."""
 
 
 class TestersStream(Stream):
@@ -186,7 +182,10 @@ class TestersStream(Stream):
         the last agent's records are all out, so no run is recorded then.
         """
         summary = t.cast("RunSummary", self._summary)
-        summary.count(batch)
+        for observations in self.child_streams:
+            t.cast("ObservationWriter", observations).write_observations(batch, summary)
+        if duplicates := summary.count(batch):
+            self.logger.warning("%s", duplicates_warning(duplicates))
         if batch.agent == self.settings.agent_numbers[-1]:
             self.completed_run = summary.finish(t.cast("TestersClient", self._client).retries)
 
@@ -210,7 +209,7 @@ class TestersStream(Stream):
         if not (
             FAST_PATH_SAFE
             and write_messages
-            and self._records_go_out_unchanged()
+            and records_go_out_unchanged(self)
             and isinstance(output, SingerOutput)
         ):
             yield from super()._sync_records(context, write_messages=write_messages)
@@ -222,7 +221,11 @@ class TestersStream(Stream):
                 record_counter.with_context(partition)
                 timer.with_context(partition)
                 batch = self._take_batch(partition[PARTITION_KEY])
-                self._write_records(batch, output)
+                output.write_records(
+                    self.name, batch.records, batch.extracted_at, self._run_version
+                )
+                self.state_manager.is_flushed = False
+                output.flush()
                 self._handed_over(batch)
                 record_counter.increment(len(batch.records))
                 self._finalize_state(self.get_context_state(partition))
@@ -230,38 +233,17 @@ class TestersStream(Stream):
             self._finalize_state(self.stream_state)
         self._write_state_message()
 
-    def _write_records(self, batch: AgentTesters, output: SingerOutput) -> None:
-        """Queue the batch's RECORD messages, the SDK's fields in the SDK's order.
+    def generate_child_contexts(
+        self,
+        record: dict[str, t.Any],  # noqa: ARG002
+        context: Context | None,  # noqa: ARG002
+    ) -> t.Iterable[Context | None]:
+        """None: the child stream, ``testers_observations``, is written a batch at a time.
 
-        The records are encoded as JSON lines in one call, then each line is
-        wrapped in the message around it. JSON escapes newlines inside strings,
-        so the only newline bytes are the line ends.
+        :meth:`_handed_over` sends each agent's observations once its testers
+        are out, so a run that fails later has still sent what it received.
         """
-        head = _encode_json({"type": "RECORD", "stream": self.name})[:-1] + b',"record":'
-        tail: dict[str, t.Any] = {}
-        if self._run_version is not None:
-            tail["version"] = self._run_version
-        tail["time_extracted"] = batch.extracted_at
-        end_and_next = b"," + _encode_json(tail)[1:] + b"\n" + head
-        records = batch.records
-        for start in range(0, len(records), LINES_PER_WRITE):
-            lines = _encode_lines(records[start : start + LINES_PER_WRITE])
-            output.write_lines(head + lines.replace(b"\n", end_and_next)[: -len(head)])
-        self.state_manager.is_flushed = False
-        output.flush()
-
-    def _records_go_out_unchanged(self) -> bool:
-        maps = self.stream_maps
-        return (
-            self.selected
-            and self.ABORT_AT_RECORD_COUNT is None
-            and not self.child_streams
-            and len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-            and maps[0].stream_alias == self.name
-            and all(self.mask.get(("properties", name), True) for name in self.schema["properties"])
-        )
+        return ()
 
     def finalize_state_progress_markers(self, state: dict[str, t.Any] | None = None) -> None:
         """Called by the SDK only after every partition synced without error.

@@ -1,4 +1,4 @@
-"""tap-kaleyra-rcs: the settings users give, and the testers and run-log streams they get."""
+"""tap-kaleyra-rcs: the settings users give, and the testers, observation and run-log streams."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_kaleyra_rcs.errors import SettingsInvalid
 from tap_kaleyra_rcs.output import SingerOutput
-from tap_kaleyra_rcs.runs import TestersSyncRunsStream
+from tap_kaleyra_rcs.observations import TestersObservationsStream
+from tap_kaleyra_rcs.runs import TestersSyncRunAgentsStream, TestersSyncRunsStream
 from tap_kaleyra_rcs.settings import (
     ENDPOINT_PATHS,
     POD_BASE_URLS,
@@ -194,7 +195,12 @@ class TapKaleyraRcs(Tap):
 
     def discover_streams(self) -> list[Stream]:
         """The testers, then the record of a run that synced them all (in that order)."""
-        return [TestersStream(self), TestersSyncRunsStream(self)]
+        return [
+            TestersStream(self),
+            TestersObservationsStream(self),
+            TestersSyncRunAgentsStream(self),
+            TestersSyncRunsStream(self),
+        ]
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         """Stop at once with a non-zero status, writing no STATE or ACTIVATE_VERSION.

@@ -1,5 +1,5 @@
--- The summary counts every current tester exactly once, and each agent's status
--- columns add up to its total.
+-- The summary counts every current tester of a synced agent exactly once, and each
+-- agent's status columns add up to its total.
 with summary as (
     select
         sum(testers) as testers,
@@ -8,7 +8,10 @@ with summary as (
 ),
 
 testers as (
-    select count(*) as testers from {{ ref('kaleyra_rcs__testers') }}
+    select count(*) as testers
+    from {{ ref('kaleyra_rcs__testers') }}
+    where is_agent_synced
+        and agent_no in (select agent_no from {{ ref('kaleyra_rcs__agent_summary') }})
 )
 
 select summary.testers, summary.by_status, testers.testers as expected

@@ -1,26 +1,39 @@
--- One row per tester registered now: present in the latest successful run.
-with present as (
-    select id from {{ ref('int_kaleyra_rcs__tester_presence') }}
-    where is_present
+-- One row per tester registered now: its last event is a sighting, or its agent is
+-- no longer synced (is_agent_synced false: its state is the last one known). A
+-- tester removed by a successful run that synced its agent is not here.
+with events as (
+    select * from {{ ref('int_kaleyra_rcs__tester_events') }}
+    where id is not null
+),
+
+latest_event as (
+    select id, kind
+    from (
+        select id, kind, row_number() over (partition by id order by event_at desc) as recency
+        from events
+    ) as ranked
+    where recency = 1 and kind <> 'removed'
 ),
 
 first_seen as (
-    select id, min(valid_from) as first_seen_at
-    from {{ ref('kaleyra_rcs__tester_status_history') }}
+    select id, min(event_at) as first_seen_at
+    from events
+    where kind = 'observed'
     group by id
 )
 
 select
-    testers.id,
-    testers.agent_no,
-    testers.phoneno,
-    testers.test_status,
-    testers.status,
-    testers.override_dcs_check,
-    testers.carrierid,
-    testers.created_at,
+    latest.id,
+    latest.agent_no,
+    latest.phoneno,
+    latest.test_status,
+    latest.status,
+    latest.override_dcs_check,
+    latest.carrierid,
+    latest.created_at,
     first_seen.first_seen_at,
-    testers.seen_at as last_seen_at
-from {{ ref('stg_kaleyra_rcs__testers') }} as testers
-inner join present on present.id = testers.id
-left join first_seen on first_seen.id = testers.id
+    latest.received_at as last_seen_at,
+    latest_event.kind = 'observed' as is_agent_synced
+from {{ ref('int_kaleyra_rcs__tester_latest_observations') }} as latest
+inner join latest_event on latest.id = latest_event.id
+inner join first_seen on latest.id = first_seen.id

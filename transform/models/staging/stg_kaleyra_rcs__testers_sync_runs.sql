@@ -4,5 +4,6 @@ select
     cast(started_at as {{ dbt.type_timestamp() }}) as started_at,
     cast(finished_at as {{ dbt.type_timestamp() }}) as finished_at,
     cast(agents as {{ dbt.type_bigint() }}) as agents,
-    cast(testers as {{ dbt.type_bigint() }}) as testers
+    cast(testers as {{ dbt.type_bigint() }}) as testers,
+    cast(duplicate_ids as {{ dbt.type_bigint() }}) as duplicate_ids
 from {{ source('kaleyra_rcs', 'testers_sync_runs') }}

@@ -1,0 +1,98 @@
+"""The ``testers_observations`` stream: every tester every run received, never overwritten.
+
+The ``testers`` table holds one row per tester, upserted on ``id``: it says what
+each tester looks like now and forgets every earlier state. Each observation row
+is one tester as one agent's answer listed it in one run, keyed by
+``(run_id, synced_agent_no, position)``, so a target that upserts on the key
+(every target this project configures) only ever adds rows. The models rebuild
+all history from these rows (docs/models.md).
+
+Observations are sent while ``testers`` syncs, right after each agent's testers,
+so a run that fails at a later agent has still sent what it received: that is
+history too. The stream never sends ``ACTIVATE_VERSION``: earlier runs' rows are
+not rows this run replaces.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk import Stream
+
+from tap_kaleyra_rcs.output import SingerOutput, records_go_out_unchanged
+from tap_kaleyra_rcs.records import load_schema
+from tap_kaleyra_rcs.streams import TestersStream
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+    from tap_kaleyra_rcs.records import AgentTesters
+    from tap_kaleyra_rcs.runs import RunSummary
+
+
+def observations(batch: AgentTesters, run: RunSummary) -> list[dict[str, t.Any]]:
+    """One observation record per tester of ``batch``, in the agent's order."""
+    received_at = batch.extracted_at
+    return [
+        {
+            "run_id": run.run_id,
+            "run_started_at": run.started_at,
+            "synced_agent_no": batch.agent,
+            "position": position,
+            "received_at": received_at,
+            **tester,
+        }
+        for position, tester in enumerate(batch.records)
+    ]
+
+
+class TestersObservationsStream(Stream):
+    """Every tester every run received, with the run and the time it arrived.
+
+    A child of ``testers`` in the SDK's sense: selecting it alone still makes
+    the tap fetch the testers, without sending the ``testers`` stream itself.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    name = "testers_observations"
+    parent_stream_type = TestersStream
+    primary_keys: t.ClassVar[list[str]] = ["run_id", "synced_agent_no", "position"]
+    replication_key = None
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+    schema = load_schema("testers_observations")
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401
+        """Nothing sent yet: the SCHEMA message goes out before the first record."""
+        super().__init__(*args, **kwargs)
+        self._schema_sent = False
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        """Never: the rows of earlier runs are history, not rows this run replaces."""
+        return False
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:  # noqa: ARG002
+        """Nothing: the parent stream sends observations (:meth:`write_observations`)."""
+        return ()
+
+    def write_observations(self, batch: AgentTesters, run: RunSummary) -> None:
+        """Send every tester of ``batch`` as an observation of ``run``, if selected.
+
+        Directly as encoded lines when nothing transforms them, else through
+        the SDK's own record path (stream maps, deselected fields, flattening).
+        """
+        if not self.selected:
+            return
+        if not self._schema_sent:
+            self._write_schema_message()
+            self._schema_sent = True
+        records = observations(batch, run)
+        output = self._tap.message_writer
+        if isinstance(output, SingerOutput) and records_go_out_unchanged(self):
+            output.write_records(self.name, records, batch.extracted_at)
+            output.flush()
+        else:
+            for record in records:
+                self._write_record_message(record)
+        self.state_manager.is_flushed = False

@@ -1,0 +1,302 @@
+"""History that survives: every model rebuilt from the raw observations, on DuckDB and PostgreSQL.
+
+Real Meltano, the real tap, target-duckdb / target-postgres and dbt; the sandbox API
+on 127.0.0.1. Seven runs change the sandbox's account the way a user's would, and
+one tester, T, goes through all of it:
+
+1. a first run (the job: tap, loader, dbt build);
+2. T's status changes, loaded by ``meltano run tap-kaleyra-rcs target-<kind>``
+   alone (no dbt);
+3. T is removed; tester M moves from agent 48903 to 48904;
+4. a run that fails at agent 48904, after 48900 answered with W changed to an
+   unknown status and without X;
+5. agent 48901 (T's, U's and V's) is taken out of ``agent_numbers``;
+6. 48901 is synced again, without T and V; agent 48905 answers an empty list;
+7. T is back.
+
+Throughout, 48902 lists 48903's first tester too (a duplicate under two agents),
+48905 lists one tester twice, and one tester has no test_status.
+
+PostgreSQL runs with ``hard_delete: true`` and ACTIVATE_VERSION on, so the loader
+deletes removed testers' rows from ``testers``: the models must not care.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+import pytest
+
+from tap_kaleyra_rcs.sandbox import generate_testers
+from tests.model_warehouses import Warehouse, open_warehouse
+from tests.pipelines import spec
+from tests.test_meltano_e2e import AGENTS
+
+if t.TYPE_CHECKING:
+    from tests.support import RunningSandbox
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
+
+UNKNOWN = "ON_HOLD"
+"""A test_status none of the four known ones."""
+
+
+def _generated(api: RunningSandbox, agent: str, index: int) -> dict[str, t.Any]:
+    """The sandbox's generated tester ``index`` of ``agent``, before any edit."""
+    return generate_testers(api.scenario.seed, agent, 8)[index]
+
+
+def _scenario(api: RunningSandbox, **agents: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The step's per-agent changes, plus what holds in every step.
+
+    48902's tester #4 carries the id of 48903's tester #0 (one tester under two
+    agents), 48905's tester #6 the id of its tester #7 (listed twice), and 48902's
+    tester #1 has no test_status.
+    """
+    overrides: dict[str, dict[str, t.Any]] = json.loads(json.dumps(agents))
+    in_48902 = overrides.setdefault("48902", {})
+    in_48902.setdefault("set", {})["4"] = {"id": _generated(api, "48903", 0)["id"]}
+    in_48902["unset"] = {"1": ["test_status"]}
+    in_48905 = overrides.setdefault("48905", {})
+    if in_48905.get("testers") != 0:
+        in_48905.setdefault("set", {})["6"] = {"id": _generated(api, "48905", 7)["id"]}
+    return spec(agent_overrides=overrides)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, sandbox, tmp_path) -> tuple[Warehouse, RunningSandbox]:
+    api = sandbox(spec())
+    api.use(_scenario(api))
+    extra = {}
+    if request.param == "postgres":
+        extra = {
+            "TARGET_POSTGRES_HARD_DELETE": "true",
+            "TAP_KALEYRA_RCS_EMIT_ACTIVATE_VERSION_MESSAGES": "true",
+        }
+    return open_warehouse(request.param, api, tmp_path, request, **extra), api
+
+
+def _ok(done) -> None:
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+
+
+class Runs:
+    """The runs loaded so far, oldest first, read from the raw tables."""
+
+    def __init__(self, wh: Warehouse) -> None:
+        started = wh.rows(
+            "select distinct cast(run_started_at as varchar), run_id "
+            "from {schema}.testers_observations"
+        )
+        self.ids = [run_id for _, run_id in started]
+        self._wh = wh
+
+    def received(self, step: int, agent: str) -> str:
+        """When ``agent``'s answer arrived in run ``step`` (1-based)."""
+        ((at,),) = self._wh.rows(
+            "select distinct cast(received_at as varchar) from {schema}.testers_observations "
+            f"where run_id = '{self.ids[step - 1]}' and synced_agent_no = '{agent}'"
+        )
+        return at
+
+    def synced(self, step: int, agent: str) -> str:
+        """When ``agent``'s answer arrived in successful run ``step``, from its run record."""
+        ((at,),) = self._wh.rows(
+            "select cast(received_at as varchar) from {schema}.testers_sync_run_agents "
+            f"where run_id = '{self.ids[step - 1]}' and agent_no = '{agent}'"
+        )
+        return at
+
+    def started(self, step: int) -> str:
+        ((at,),) = self._wh.rows(
+            "select distinct cast(run_started_at as varchar) from {schema}.testers_observations "
+            f"where run_id = '{self.ids[step - 1]}'"
+        )
+        return at
+
+
+def _current(wh: Warehouse) -> dict[str, tuple[str, ...]]:
+    return {
+        row[0]: row[1:]
+        for row in wh.rows(
+            "select id, agent_no, test_status, status, cast(is_agent_synced as varchar) "
+            "from {schema}.kaleyra_rcs__testers"
+        )
+    }
+
+
+def _summary(wh: Warehouse) -> dict[str, tuple[int, ...]]:
+    return {
+        row[0]: tuple(int(v) for v in row[1:7])
+        for row in wh.rows(
+            "select agent_no, testers, accepted, pending, rejected, expired, other_status "
+            "from {schema}.kaleyra_rcs__agent_summary"
+        )
+    }
+
+
+def _expected_summary(api: RunningSandbox, agents: list[str]) -> dict[str, tuple[int, ...]]:
+    """Counts per agent of what the sandbox serves, each duplicate id counted once."""
+    by_id: dict[str, dict[str, t.Any]] = {}
+    for agent in sorted(agents):  # the highest agent number's copy wins
+        for tester in api.scenario.testers(agent):
+            by_id[tester["id"]] = tester
+    summary = {}
+    for agent in agents:
+        statuses = [tr.get("test_status") for tr in by_id.values() if tr["agent_no"] == agent]
+        known = [statuses.count(s) for s in ("ACCEPTED", "PENDING", "REJECTED", "EXPIRED")]
+        summary[agent] = (len(statuses), *known, len(statuses) - sum(known))
+    return summary
+
+
+def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse):
+    wh, api = warehouse
+    t_, u, v = (_generated(api, "48901", i) for i in range(3))
+    w, x = _generated(api, "48900", 0), _generated(api, "48900", 5)
+    m = _generated(api, "48903", 3)
+    duplicated = _generated(api, "48903", 0)
+    revoked = {"test_status": "REVOKED", "status": "INACTIVE"}
+    without_48901 = json.dumps([a for a in AGENTS if a != "48901"])
+    moved_m = {"set": {"7": {**m, "agent_no": "48904", "test_status": "PENDING"}}}
+    failed_run_48900 = {"set": {"0": {"test_status": UNKNOWN}}, "remove": [5]}
+    changed_w = {"set": {"0": {"test_status": UNKNOWN}}}
+
+    # 1. A first run.
+    _ok(wh.run_job())
+    first = wh.models()
+    served = {tester["id"] for agent in AGENTS for tester in api.scenario.testers(agent)}
+    assert len(served) == 46, "48 listed, two of them twice"
+    assert len(first["history"]) == len(first["testers"]) == 46
+    assert _summary(wh) == _expected_summary(api, AGENTS)
+    assert _current(wh)[duplicated["id"]][0] == "48903", "the highest agent's copy wins"
+
+    # 2. T changes; loaded without dbt.
+    api.use(_scenario(api, **{"48901": {"set": {"0": revoked}}}))
+    _ok(wh.load_only())
+
+    # 3. T removed, M moves to 48904; the job builds both runs.
+    api.use(
+        _scenario(
+            api,
+            **{"48901": {"set": {"0": revoked}, "remove": [0]}, "48903": {"remove": [3]}},
+            **{"48904": moved_m},
+        )
+    )
+    _ok(wh.run_job())
+    assert t_["id"] not in _current(wh)
+
+    # 4. 48900 changes W and drops X, then 48904 fails: the job stops before dbt.
+    after_third = wh.models()
+    api.use(
+        _scenario(
+            api,
+            **{"48900": failed_run_48900, "48901": {"remove": [0]}, "48903": {"remove": [3]}},
+            **{"48904": {**moved_m, "faults": [{"status": 500, "times": "always"}]}},
+        )
+    )
+    failed = wh.run_job()
+    assert failed.returncode != 0
+    assert wh.models() == after_third, "a failed job changes no model"
+    if wh.kind == "duckdb":  # and by hand, dbt after the failed run: it removes nothing
+        _ok(wh.dbt("build"))
+        assert x["id"] in _current(wh)
+        assert _current(wh)[w["id"]][1] == UNKNOWN
+
+    # 5. Agent 48901 is no longer synced.
+    api.use(
+        _scenario(
+            api,
+            **{"48900": changed_w, "48901": {"remove": [0]}, "48903": {"remove": [3]}},
+            **{"48904": moved_m},
+        )
+    )
+    _ok(wh.run_job(TAP_KALEYRA_RCS_AGENT_NUMBERS=without_48901))
+    current = _current(wh)
+    assert current[u["id"]][3] == current[v["id"]][3] == "false", "kept, flagged not synced"
+    assert "48901" not in _summary(wh)
+
+    # 6. 48901 is synced again, without T and V; 48905 answers an empty list.
+    api.use(
+        _scenario(
+            api,
+            **{"48900": changed_w, "48901": {"remove": [0, 2]}, "48903": {"remove": [3]}},
+            **{"48904": moved_m, "48905": {"testers": 0}},
+        )
+    )
+    _ok(wh.run_job())
+    current = _current(wh)
+    assert v["id"] not in current, "removed once its agent is synced again without it"
+    assert current[u["id"]][3] == "true"
+    summary = _summary(wh)
+    assert summary["48905"] == (0, 0, 0, 0, 0, 0), "an empty agent has a row of zeros"
+
+    # 7. T is back.
+    api.use(
+        _scenario(
+            api,
+            **{"48900": changed_w, "48901": {"set": {"0": revoked}, "remove": [2]}},
+            **{"48903": {"remove": [3]}, "48904": moved_m, "48905": {"testers": 0}},
+        )
+    )
+    _ok(wh.run_job())
+    runs = Runs(wh)
+    assert len(runs.ids) == 7
+
+    # T: change (run 2, never built on its own), removal (3), its agent dropped (5)
+    # and re-added (6) while it was gone, return (7).
+    assert wh.period(t_["id"]) == [
+        ("48901", t_["test_status"], t_["status"], runs.received(1, "48901"),
+         runs.received(2, "48901"), "status_changed"),
+        ("48901", "REVOKED", "INACTIVE", runs.received(2, "48901"),
+         runs.synced(3, "48901"), "removed"),
+        ("48901", "REVOKED", "INACTIVE", runs.received(7, "48901"), "", ""),
+    ]  # fmt: skip
+    # U: not removed while its agent was not synced; a new period once it was again.
+    assert wh.period(u["id"]) == [
+        ("48901", u["test_status"], u["status"], runs.received(1, "48901"),
+         runs.started(5), "agent_no_longer_synced"),
+        ("48901", u["test_status"], u["status"], runs.received(6, "48901"), "", ""),
+    ]  # fmt: skip
+    # V: gone while its agent was not synced: its history ends there, and it is
+    # no longer current.
+    assert wh.period(v["id"]) == [
+        ("48901", v["test_status"], v["status"], runs.received(1, "48901"),
+         runs.started(5), "agent_no_longer_synced"),
+    ]  # fmt: skip
+    # W: changed in the failed run 4, dated when run 4 received it.
+    assert wh.period(w["id"]) == [
+        ("48900", w["test_status"], w["status"], runs.received(1, "48900"),
+         runs.received(4, "48900"), "status_changed"),
+        ("48900", UNKNOWN, w["status"], runs.received(4, "48900"), "", ""),
+    ]  # fmt: skip
+    # X: absent from the failed run only: never removed.
+    assert wh.period(x["id"]) == [
+        ("48900", x["test_status"], x["status"], runs.received(1, "48900"), "", ""),
+    ]
+    # M: moved agent, a change of state.
+    assert wh.period(m["id"]) == [
+        ("48903", m["test_status"], m["status"], runs.received(1, "48903"),
+         runs.received(3, "48904"), "agent_changed"),
+        ("48904", "PENDING", m["status"], runs.received(3, "48904"), "", ""),
+    ]  # fmt: skip
+    assert _summary(wh) == _expected_summary(api, AGENTS)
+    assert set(_current(wh)) == {
+        tester["id"] for agent in AGENTS for tester in api.scenario.testers(agent)
+    }
+
+    # Duplicates are counted in every run record.
+    duplicate_counts = wh.rows("select duplicate_ids from {schema}.testers_sync_runs")
+    assert {int(count) for (count,) in duplicate_counts} == {2, 1}  # 1 once 48905 is empty
+    assert duplicated["id"] in failed.stderr + failed.stdout
+
+    if wh.kind == "postgres":  # hard_delete: the loader deleted V's row; history kept it
+        assert wh.rows(f"select id from {{schema}}.testers where id = '{v['id']}'") == []
+
+    # Every dbt-built relation dropped, then one build: the same rows.
+    incremental = wh.models()
+    dropped = wh.drop_dbt_relations()
+    assert "int_kaleyra_rcs__tester_events" in dropped
+    assert wh.dbt_relations() == []
+    _ok(wh.dbt("build"))
+    assert wh.models() == incremental

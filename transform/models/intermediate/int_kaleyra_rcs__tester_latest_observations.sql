@@ -1,0 +1,21 @@
+-- Each tester as the tap last received it, whatever happened since: its attributes
+-- (phone number, carrier, created_at) for kaleyra_rcs__testers. Incremental: a build
+-- reads only the runs started after the last one it has, and replaces those testers'
+-- rows; a full rebuild gives the same rows.
+{{ config(materialized='incremental', unique_key='id', on_schema_change='fail') }}
+
+select
+    id, run_id, run_started_at, received_at, synced_agent_no, agent_no, phoneno, test_status,
+    status, override_dcs_check, carrierid, created_at
+from (
+    select
+        observations.*,
+        row_number() over (
+            partition by id order by run_started_at desc, {{ kaleyra_rcs_copy_order() }}
+        ) as recency
+    from {{ ref('stg_kaleyra_rcs__tester_observations') }} as observations
+    {% if is_incremental() %}
+        where run_started_at > (select max(run_started_at) from {{ this }})
+    {% endif %}
+) as latest
+where recency = 1
