@@ -95,8 +95,10 @@ observed as (
     where copy_rank = 1
 ),
 
--- Each tester's last event so far, unless it was removed: the state the new runs
--- continue from, as of the last run built.
+-- Each tester's last event so far: the state the new runs continue from, as of the
+-- last run built. Removed testers are left out only to keep the build small (their
+-- number grows run after run): a sighting after a removal starts a new period
+-- either way.
 carried_over as (
     {% if is_incremental() %}
         select
