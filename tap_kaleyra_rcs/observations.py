@@ -19,15 +19,38 @@ import typing as t
 
 from singer_sdk import Stream
 
-from tap_kaleyra_rcs.output import SingerOutput, records_go_out_unchanged
 from tap_kaleyra_rcs.records import load_schema
-from tap_kaleyra_rcs.streams import TestersStream
+from tap_kaleyra_rcs.streams import TestersStream, writes_directly
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_kaleyra_rcs.records import AgentTesters
     from tap_kaleyra_rcs.runs import RunSummary
+
+
+RUN_FIELDS = ("run_id", "run_started_at", "synced_agent_no", "position", "received_at")
+"""What an observation adds to a tester record."""
+_NOT_INHERITED = ("__alias__", "__source__", "__key_properties__")
+
+
+def with_inherited_stream_map(stream_maps: dict[str, t.Any]) -> dict[str, t.Any]:
+    """``stream_maps`` where ``testers_observations`` follows the map given for ``testers``.
+
+    A user who hashes or drops ``phoneno`` in ``testers`` expects it hashed or
+    dropped wherever the testers land, observations included. So unless
+    ``testers_observations`` has a map of its own, it gets the testers map's
+    property mappings and filter (not its alias, source or keys); with
+    ``__else__`` the run fields are kept as they are.
+    """
+    if TestersStream.name not in stream_maps or TestersObservationsStream.name in stream_maps:
+        return stream_maps
+    inherited = testers = stream_maps[TestersStream.name]
+    if isinstance(testers, dict):
+        inherited = {k: v for k, v in testers.items() if k not in _NOT_INHERITED}
+        if "__else__" in inherited:
+            inherited.update({field: field for field in RUN_FIELDS})
+    return {**stream_maps, TestersObservationsStream.name: inherited}
 
 
 def observations(batch: AgentTesters, run: RunSummary) -> list[dict[str, t.Any]]:
@@ -80,7 +103,8 @@ class TestersObservationsStream(Stream):
         """Send every tester of ``batch`` as an observation of ``run``, if selected.
 
         Directly as encoded lines when nothing transforms them, else through
-        the SDK's own record path (stream maps, deselected fields, flattening).
+        the SDK's own record path (stream maps, deselected fields, flattening,
+        or an SDK version the direct path was not checked against).
         """
         if not self.selected:
             return
@@ -89,7 +113,7 @@ class TestersObservationsStream(Stream):
             self._schema_sent = True
         records = observations(batch, run)
         output = self._tap.message_writer
-        if isinstance(output, SingerOutput) and records_go_out_unchanged(self):
+        if writes_directly(output, self):
             output.write_records(self.name, records, batch.extracted_at)
             output.flush()
         else:

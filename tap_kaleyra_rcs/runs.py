@@ -123,8 +123,9 @@ def duplicates_warning(duplicates: list[Duplicate]) -> str:
     rest = f" and {more} more" if more > 0 else ""
     return (
         f"agent {duplicates[0].agent}: {len(duplicates)} tester id(s) already seen in this "
-        f"run: {named}{rest}. Every copy is loaded; the models keep the one under the highest "
-        "agent number, the last in its list (docs/models.md). Ask Kaleyra why one tester is listed twice."
+        f"run: {named}{rest}. Every copy is loaded; the models keep the one under the "
+        "highest agent number, the last in its list (docs/models.md). Ask Kaleyra why "
+        "one tester is listed twice."
     )
 
 

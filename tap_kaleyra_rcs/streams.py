@@ -54,6 +54,11 @@ FAST_PATH_SAFE = installed_sync_records() == FAST_PATH_CHECKED_AGAINST
 """False with any other SDK: every record then takes the SDK's own path."""
 
 
+def writes_directly(output: object, stream: Stream) -> t.TypeGuard[SingerOutput]:
+    """Whether ``stream`` may write records to ``output`` directly, past the SDK's record path."""
+    return FAST_PATH_SAFE and isinstance(output, SingerOutput) and records_go_out_unchanged(stream)
+
+
 class _AnticipatedFailures(logging.Filter):
     """Drop the SDK's "unhandled error" line when the error is one we anticipated.
 
@@ -206,12 +211,7 @@ class TestersStream(Stream):
         written in large chunks, with the same messages, metrics and state.
         """
         output = self._tap.message_writer
-        if not (
-            FAST_PATH_SAFE
-            and write_messages
-            and records_go_out_unchanged(self)
-            and isinstance(output, SingerOutput)
-        ):
+        if not (write_messages and writes_directly(output, self)):
             yield from super()._sync_records(context, write_messages=write_messages)
             return
         record_counter = self.get_record_counter()

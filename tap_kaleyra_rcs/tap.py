@@ -7,10 +7,11 @@ import typing as t
 from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.mapper import PluginMapper
 
 from tap_kaleyra_rcs.errors import SettingsInvalid
+from tap_kaleyra_rcs.observations import TestersObservationsStream, with_inherited_stream_map
 from tap_kaleyra_rcs.output import SingerOutput
-from tap_kaleyra_rcs.observations import TestersObservationsStream
 from tap_kaleyra_rcs.runs import TestersSyncRunAgentsStream, TestersSyncRunsStream
 from tap_kaleyra_rcs.settings import (
     ENDPOINT_PATHS,
@@ -193,8 +194,26 @@ class TapKaleyraRcs(Tap):
             raise SettingsInvalid(problems)
         return problems
 
+    def setup_mapper(self) -> None:
+        """The SDK's stream maps, with ``testers_observations`` following ``testers``'s.
+
+        See :func:`with_inherited_stream_map`: a map that hashes or drops personal
+        data in ``testers`` must not leave it in clear in the observations.
+        """
+        given = self.config.get("stream_maps") or {}
+        stream_maps = with_inherited_stream_map(given)
+        self.mapper = PluginMapper(
+            plugin_config={**self.config, "stream_maps": stream_maps}, logger=self.logger
+        )
+        self.mapper.register_raw_streams_from_catalog(self.catalog)
+        if stream_maps is not given:
+            self.logger.info(
+                "testers_observations uses the stream map given for testers; give "
+                "stream_maps a 'testers_observations' entry to map it otherwise"
+            )
+
     def discover_streams(self) -> list[Stream]:
-        """The testers, then the record of a run that synced them all (in that order)."""
+        """The testers, their observations, then the records of a run that synced them all."""
         return [
             TestersStream(self),
             TestersObservationsStream(self),

@@ -57,7 +57,9 @@ class Warehouse:
 
     def load_only(self, **env: str) -> subprocess.CompletedProcess[str]:
         """Tap and loader, no dbt: ``meltano run tap-kaleyra-rcs target-<kind>``."""
-        return self._done(meltano_run({**self.env, **env}, "tap-kaleyra-rcs", f"target-{self.kind}"))
+        return self._done(
+            meltano_run({**self.env, **env}, "tap-kaleyra-rcs", f"target-{self.kind}")
+        )
 
     def dbt(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``meltano invoke dbt-<kind> ...``."""

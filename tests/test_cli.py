@@ -60,15 +60,33 @@ def test_about_marks_the_api_key_secret():
     assert settings["sid"].get("secret") is not True
 
 
-def test_discover_gives_the_testers_then_the_run_log_stream(tmp_path):
+def test_discover_gives_the_testers_their_observations_and_the_run_log_streams(tmp_path):
     run = run_tap({"sid": "x"}, tmp_path, "--discover")
     assert run.returncode == 0
-    stream, runs = json.loads(run.stdout)["streams"]
-    assert stream["tap_stream_id"] == "testers"
-    assert stream["key_properties"] == ["id"]
-    assert set(stream["schema"]["properties"]) >= {"id", "created_at", "phoneno"}
-    assert runs["tap_stream_id"] == "testers_sync_runs"
-    assert runs["key_properties"] == ["run_id"]
+    streams = {entry["tap_stream_id"]: entry for entry in json.loads(run.stdout)["streams"]}
+    assert list(streams) == [
+        "testers",
+        "testers_observations",
+        "testers_sync_run_agents",
+        "testers_sync_runs",
+    ]
+    keys = {name: entry["key_properties"] for name, entry in streams.items()}
+    assert keys == {
+        "testers": ["id"],
+        "testers_observations": ["run_id", "synced_agent_no", "position"],
+        "testers_sync_run_agents": ["run_id", "agent_no"],
+        "testers_sync_runs": ["run_id"],
+    }
+    testers = set(streams["testers"]["schema"]["properties"])
+    assert testers >= {"id", "created_at", "phoneno"}
+    observed = set(streams["testers_observations"]["schema"]["properties"])
+    assert observed == testers | {
+        "run_id",
+        "run_started_at",
+        "synced_agent_no",
+        "position",
+        "received_at",
+    }
 
 
 def test_a_catalog_can_deselect_a_field(sandbox, tmp_path):

@@ -150,7 +150,7 @@ def _expected_summary(api: RunningSandbox, agents: list[str]) -> dict[str, tuple
     return summary
 
 
-def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse):
+def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse):  # noqa: PLR0915 - one story, told in order
     wh, api = warehouse
     t_, u, v = (_generated(api, "48901", i) for i in range(3))
     w, x = _generated(api, "48900", 0), _generated(api, "48900", 5)

@@ -8,7 +8,7 @@ from tests.support import run_tap
 
 SUMMARY = re.compile(
     r"INFO .*synced (\d+) testers from (\d+) agents \((\d+) with no testers\) "
-    r"in [\d.]+ s; (\d+) retries$",
+    r"in [\d.]+ s; (\d+) retries; (\d+) duplicate ids$",
     re.MULTILINE,
 )
 
@@ -38,7 +38,7 @@ def test_summary_counts_retries_made_by_concurrent_workers(sandbox, tmp_path):
     run = run_tap(api.config(max_retries=3, max_concurrent_agents=6), tmp_path)
 
     assert run.returncode == 0, run.stderr[-3000:]
-    assert SUMMARY.findall(run.stderr) == [(str(5 * 7), "6", "1", str(5 * 2))]
+    assert SUMMARY.findall(run.stderr) == [(str(5 * 7), "6", "1", str(5 * 2), "0")]
     assert len(run.records) == 5 * 7
     assert api.stats()["by_status"]["503"] == 5 * 2
 

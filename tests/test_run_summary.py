@@ -7,9 +7,16 @@ import uuid
 
 import pytest
 
+from tap_kaleyra_rcs import errors as errors_module
 from tap_kaleyra_rcs.errors import SettingsInvalid
 from tap_kaleyra_rcs.records import AgentTesters
-from tap_kaleyra_rcs.runs import FinishedRun, RunSummary
+from tap_kaleyra_rcs.runs import (
+    MOST_DUPLICATES_NAMED,
+    Duplicate,
+    FinishedRun,
+    RunSummary,
+    duplicates_warning,
+)
 
 
 def _batch(agent: str, testers: int) -> AgentTesters:
@@ -31,16 +38,70 @@ def test_the_record_counts_agents_empty_agents_testers_and_retries():
     finished = dt.datetime.fromisoformat(record.pop("finished_at"))
     assert started.utcoffset() == finished.utcoffset() == dt.timedelta(0)
     assert started <= finished
-    assert record == {"agents": 4, "agents_without_testers": 2, "testers": 6, "retries": 3}
+    assert record == {
+        "agents": 4,
+        "agents_without_testers": 2,
+        "testers": 6,
+        "retries": 3,
+        "duplicate_ids": 0,
+    }
 
 
 def test_the_line_says_the_same_as_the_record():
     line = _finished(1, 5, 0).line()
 
     assert line.startswith("synced 5 testers from 2 agents (1 with no testers) in ")
-    assert line.endswith(" s; 1 retries")
+    assert line.endswith(" s; 1 retries; 0 duplicate ids")
     seconds = float(line.split(" in ")[1].split(" s;")[0])
     assert 0 <= seconds < 60
+
+
+def test_an_id_seen_again_in_the_run_is_a_duplicate_under_one_agent_or_two():
+    summary = RunSummary()
+    first = AgentTesters("48900", [{"id": "a"}, {"id": "b"}, {"id": "a"}])
+    second = AgentTesters("48901", [{"id": "b"}, {"id": "c"}, {"id": "a"}])
+
+    assert summary.count(first) == [Duplicate("a", "48900", "48900")]
+    assert summary.count(second) == [
+        Duplicate("b", "48900", "48901"),
+        Duplicate("a", "48900", "48901"),
+    ]
+    finished = summary.finish(0)
+    assert finished.record()["duplicate_ids"] == 3
+    assert finished.line().endswith("; 0 retries; 3 duplicate ids")
+    assert finished.agent_records() == [
+        {
+            "run_id": finished.run_id,
+            "run_started_at": finished.started_at,
+            "agent_no": batch.agent,
+            "received_at": batch.extracted_at,
+            "testers": 3,
+        }
+        for batch in (first, second)
+    ]
+
+
+def test_the_duplicates_warning_names_ids_where_first_seen_and_counts_the_rest():
+    duplicates = [Duplicate(f"id-{i}", "48900", "48901") for i in range(MOST_DUPLICATES_NAMED + 2)]
+
+    warning = duplicates_warning(duplicates)
+
+    assert warning.startswith(f"agent 48901: {MOST_DUPLICATES_NAMED + 2} tester id(s) already seen")
+    assert "'id-0' (also under 48900), 'id-1' (also under 48900)" in warning
+    assert f"'id-{MOST_DUPLICATES_NAMED - 1}'" in warning
+    assert f"'id-{MOST_DUPLICATES_NAMED}'" not in warning
+    assert " and 2 more." in warning
+    assert " more" not in duplicates_warning(duplicates[:MOST_DUPLICATES_NAMED])
+
+
+def test_the_duplicates_warning_redacts_an_id_that_echoes_the_key(monkeypatch):
+    key = "k3y-abcdefgh-12345678"
+    monkeypatch.setattr(errors_module, "_SECRETS", {key})
+
+    warning = duplicates_warning([Duplicate(f"x{key}y", "48900", "48900")])
+
+    assert key not in warning
+    assert "x" in warning
 
 
 def test_every_run_has_its_own_id():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tap_kaleyra_rcs import streams
+from tap_kaleyra_rcs import output, streams
 from tap_kaleyra_rcs.settings import numbers_from_text
 from tap_kaleyra_rcs.tap import TapKaleyraRcs
 from tests.support import run_tap
@@ -100,9 +100,11 @@ def test_another_sdk_sends_every_record_through_the_sdks_own_path(sandbox, monke
         raise AssertionError("the fast path ran with an SDK it was not checked against")
 
     monkeypatch.setattr(streams, "FAST_PATH_SAFE", False)
-    monkeypatch.setattr(streams.TestersStream, "_write_records", refuse)
+    monkeypatch.setattr(output.SingerOutput, "write_records", refuse)
     TapKaleyraRcs(config=api.config()).sync_all()
 
     lines = capfd.readouterr().out.splitlines()
     testers = '"type":"RECORD","stream":"testers"'
     assert sum(testers in line.replace(" ", "") for line in lines) == 10
+    observed = '"type":"RECORD","stream":"testers_observations"'
+    assert sum(observed in line.replace(" ", "") for line in lines) == 10

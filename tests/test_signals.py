@@ -59,8 +59,16 @@ def test_a_signal_mid_run_stops_promptly_without_activating(sandbox, tmp_path, s
     assert process.returncode == 128 + signum
     assert elapsed < PROMPT_SECONDS, "it stopped without waiting for the slow agent"
     messages = [json.loads(line) for line in stdout.splitlines()]
-    records = [m["record"]["id"] for m in messages if m["type"] == "RECORD"]
+    records = [
+        m["record"]["id"] for m in messages if m["type"] == "RECORD" and m["stream"] == "testers"
+    ]
     assert records == complete, "exactly the agents before the slow one, nothing after it"
+    observed = [
+        m["record"]["id"]
+        for m in messages
+        if m["type"] == "RECORD" and m["stream"] == "testers_observations"
+    ]
+    assert observed == complete, "what the tap received before the signal is history"
     assert not any(m["type"] == "ACTIVATE_VERSION" for m in messages)
     assert f"stopped by {signal.Signals(signum).name}" in stderr.splitlines()[-1]
     assert "Traceback" not in stderr

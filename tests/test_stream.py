@@ -32,6 +32,8 @@ def test_emits_schema_records_and_state_with_one_request_per_agent(sandbox, tmp_
                     {"context": {"agent_no": agent}} for agent in ("48900", "48901", "48902")
                 ]
             },
+            "testers_observations": {},
+            "testers_sync_run_agents": {},
             "testers_sync_runs": {},
         }
     }
@@ -240,24 +242,27 @@ def test_the_direct_path_writes_what_the_sdk_path_writes(sandbox, tmp_path):
     assert _same_in_every_run(direct) == _same_in_every_run(through_sdk)
 
 
+RUN_TIMES = ("started_at", "finished_at", "run_started_at", "received_at")
+
+
 def _same_in_every_run(run) -> list[dict]:
     """The run's messages, with what differs from run to run checked, then set aside.
 
     That is the stream version (one per run, the same on every RECORD and on the
     ACTIVATE_VERSION), the extraction time (a UTC timestamp), and the run's id and
-    times in its ``testers_sync_runs`` record; everything else must be identical
+    times in the observations and run-log records; everything else must be identical
     between two runs over the same data.
     """
     (activate,) = run.of_type("ACTIVATE_VERSION")
     stable = []
     for message in run.messages:
         stable_message = dict(message)
-        if message["type"] == "RECORD" and message["stream"] == "testers_sync_runs":
+        if message["type"] == "RECORD" and message["stream"] != "testers":
+            record = message["record"]
             stable_message["record"] = {
-                **message["record"],
+                **record,
                 "run_id": "this run's id",
-                "started_at": "a UTC time",
-                "finished_at": "a UTC time",
+                **{at: "a UTC time" for at in RUN_TIMES if at in record},
             }
         if "version" in message:
             assert message["version"] == activate["version"]

@@ -1,0 +1,189 @@
+"""The raw history streams: testers_observations and testers_sync_run_agents, over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import jsonschema
+
+from tap_kaleyra_rcs.observations import RUN_FIELDS, with_inherited_stream_map
+from tap_kaleyra_rcs.records import load_schema
+from tests.support import run_tap
+
+HASH = "sha256(phoneno) if phoneno else None"
+
+
+def test_every_tester_every_run_is_observed_with_its_run_agent_and_place(sandbox, tmp_path):
+    api = sandbox(
+        {"agents": 3, "testers_per_agent": 4, "agent_overrides": {"48901": {"testers": 0}}}
+    )
+    run = run_tap(api.config(), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    testers = run.records
+    observed = run.records_of("testers_observations")
+    (record,) = run.records_of("testers_sync_runs")
+    schema = load_schema("testers_observations")
+    for observation in observed:
+        jsonschema.validate(observation, schema)
+    assert [{k: o[k] for k in o if k not in RUN_FIELDS} for o in observed] == testers
+    assert {o["run_id"] for o in observed} == {record["run_id"]}
+    assert {o["run_started_at"] for o in observed} == {record["started_at"]}
+    assert [(o["synced_agent_no"], o["position"]) for o in observed] == [
+        (agent, place) for agent in ("48900", "48902") for place in range(4)
+    ]
+    extracted = {
+        m["record"]["agent_no"]: m["time_extracted"]
+        for m in run.of_type("RECORD")
+        if m["stream"] == "testers"
+    }
+    assert {o["synced_agent_no"]: o["received_at"] for o in observed} == extracted
+    # Observations are history: never versioned, never activated.
+    assert not any("version" in m for m in run.messages if m.get("stream") != "testers")
+
+
+def test_each_synced_agent_is_recorded_empty_ones_included(sandbox, tmp_path):
+    api = sandbox(
+        {"agents": 3, "testers_per_agent": 2, "agent_overrides": {"48901": {"testers": 0}}}
+    )
+    run = run_tap(api.config(), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    agents = run.records_of("testers_sync_run_agents")
+    (record,) = run.records_of("testers_sync_runs")
+    for agent in agents:
+        jsonschema.validate(agent, load_schema("testers_sync_run_agents"))
+    assert [(a["agent_no"], a["testers"]) for a in agents] == [
+        ("48900", 2),
+        ("48901", 0),
+        ("48902", 2),
+    ]
+    assert {(a["run_id"], a["run_started_at"]) for a in agents} == {
+        (record["run_id"], record["started_at"])
+    }
+    observed_at = {
+        o["synced_agent_no"]: o["received_at"] for o in run.records_of("testers_observations")
+    }
+    assert {a["agent_no"]: a["received_at"] for a in agents if a["testers"]} == observed_at
+
+
+def test_a_failed_run_sends_what_it_received_and_no_run_records(sandbox, tmp_path):
+    api = sandbox(
+        {
+            "agents": 3,
+            "testers_per_agent": 3,
+            "agent_overrides": {"48902": {"faults": [{"status": 500, "times": "always"}]}},
+        }
+    )
+    run = run_tap(api.config(max_retries=1, emit_activate_version_messages=True), tmp_path)
+
+    assert run.returncode == 1
+    observed = run.records_of("testers_observations")
+    assert [o["synced_agent_no"] for o in observed] == ["48900"] * 3 + ["48901"] * 3
+    assert run.records_of("testers_sync_run_agents") == []
+    assert run.records_of("testers_sync_runs") == []
+    assert run.of_type("ACTIVATE_VERSION") == []
+
+
+def test_a_duplicate_id_is_named_counted_and_every_copy_observed(sandbox, tmp_path):
+    api = sandbox({"agents": 2, "testers_per_agent": 3})
+    first = api.scenario.testers("48900")[0]["id"]
+    api.use(
+        {
+            "agents": 2,
+            "testers_per_agent": 3,
+            "agent_overrides": {
+                "48900": {"set": {"2": {"id": first}}},
+                "48901": {"set": {"1": {"id": first}}},
+            },
+        }
+    )
+    run = run_tap(api.config(max_concurrent_agents=1), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "already seen in this run" in line]
+    assert len(warnings) == 2
+    assert "WARNING" in warnings[0]
+    assert (
+        f"agent 48900: 1 tester id(s) already seen in this run: '{first}' (also under 48900)"
+        in warnings[0]
+    )
+    assert (
+        f"agent 48901: 1 tester id(s) already seen in this run: '{first}' (also under 48900)"
+        in warnings[1]
+    )
+    assert "synced 6 testers from 2 agents (0 with no testers)" in run.stderr
+    assert "; 0 retries; 2 duplicate ids" in run.stderr
+    (record,) = run.records_of("testers_sync_runs")
+    assert record["duplicate_ids"] == 2
+    copies = [o for o in run.records_of("testers_observations") if o["id"] == first]
+    assert [(o["synced_agent_no"], o["position"]) for o in copies] == [
+        ("48900", 0),
+        ("48900", 2),
+        ("48901", 1),
+    ]
+
+
+def test_observations_alone_are_sent_without_the_testers_stream(sandbox, tmp_path):
+    api = sandbox({"agents": 2, "testers_per_agent": 2})
+    catalog = json.loads(run_tap(api.config(), tmp_path, "--discover").stdout)
+    for entry in catalog["streams"]:
+        for metadata in entry["metadata"]:
+            if metadata["breadcrumb"] == []:
+                metadata["metadata"]["selected"] = entry["tap_stream_id"] != "testers"
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+
+    run = run_tap(api.config(), tmp_path, "--catalog", str(tmp_path / "catalog.json"))
+
+    assert run.returncode == 0, run.stderr
+    assert run.records == []
+    assert len(run.records_of("testers_observations")) == 4
+    assert len(run.records_of("testers_sync_run_agents")) == 2
+    assert [m["stream"] for m in run.of_type("SCHEMA")].count("testers_observations") == 1
+
+
+def test_a_stream_map_on_testers_reaches_the_observations(sandbox, tmp_path):
+    api = sandbox({"agents": 1, "testers_per_agent": 3})
+    run = run_tap(api.config(stream_maps={"testers": {"phoneno": HASH}}), tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    clear = [tester["phoneno"] for tester in api.scenario.testers("48900")]
+    hashed = [hashlib.sha256(phone.encode()).hexdigest() for phone in clear]
+    assert [r["phoneno"] for r in run.records] == hashed
+    assert [o["phoneno"] for o in run.records_of("testers_observations")] == hashed
+    assert not any(phone in run.stdout for phone in clear)
+    assert "testers_observations uses the stream map given for testers" in run.stderr
+
+
+def test_an_own_stream_map_for_observations_is_kept():
+    own = {"testers": {"phoneno": HASH}, "testers_observations": {"phoneno": "__NULL__"}}
+    assert with_inherited_stream_map(own) is own
+    assert with_inherited_stream_map({}) == {}
+
+
+def test_an_inherited_map_keeps_the_run_fields_and_not_the_alias_or_keys():
+    testers = {
+        "__alias__": "devices",
+        "__source__": "testers",
+        "__key_properties__": ["id"],
+        "__filter__": "status == 'ACTIVE'",
+        "__else__": None,
+        "id": "id",
+        "phoneno": HASH,
+    }
+    inherited = with_inherited_stream_map({"testers": testers})["testers_observations"]
+
+    assert inherited == {
+        "__filter__": "status == 'ACTIVE'",
+        "__else__": None,
+        "id": "id",
+        "phoneno": HASH,
+        **{field: field for field in RUN_FIELDS},
+    }
+    assert with_inherited_stream_map({"testers": None}) == {
+        "testers": None,
+        "testers_observations": None,
+    }
+    without_else = with_inherited_stream_map({"testers": {"phoneno": HASH}})
+    assert without_else["testers_observations"] == {"phoneno": HASH}
