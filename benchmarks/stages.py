@@ -15,9 +15,9 @@ import time
 import msgspec
 
 from tap_kaleyra_rcs.client import decode_testers
+from tap_kaleyra_rcs.output import LINES_PER_WRITE
 from tap_kaleyra_rcs.records import build_records
 from tap_kaleyra_rcs.sandbox import Scenario
-from tap_kaleyra_rcs.streams import LINES_PER_WRITE
 
 SCENARIO = Scenario({"agents": 100, "testers_per_agent": 1000})
 BODIES = [SCENARIO.success_body(agent) for agent in SCENARIO.agents]

@@ -64,12 +64,19 @@ def stop(process: subprocess.Popen[str]) -> None:
         process.stdout.close()
 
 
+SUMMARY_COLUMNS = (
+    "agent_no, testers, accepted, pending, rejected, expired, other_status, "
+    "oldest_pending_created_at"
+)
+"""The columns shown: the counts, then the oldest pending invitation (last)."""
+
+
 def summary() -> str:
     """The per-agent table of the ``kaleyra_rcs__agent_summary`` model, with totals."""
     import duckdb  # noqa: PLC0415 - importable once continue_in_environment() ran
 
     with duckdb.connect(str(DATABASE), read_only=True) as db:
-        result = db.sql(f"select * from kaleyra.{SUMMARY_MODEL} order by agent_no")  # noqa: S608 - a constant
+        result = db.sql(f"select {SUMMARY_COLUMNS} from kaleyra.{SUMMARY_MODEL} order by agent_no")  # noqa: S608 - constants
         header = [
             column.replace("oldest_pending_created_at", "oldest pending")
             for column in result.columns

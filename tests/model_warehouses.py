@@ -111,7 +111,7 @@ class Warehouse:
         ]
 
 
-def _duckdb_reader(path: str) -> t.Callable[[str], list[tuple[str, ...]]]:
+def duckdb_reader(path: str) -> t.Callable[[str], list[tuple[str, ...]]]:
     def read(sql: str) -> list[tuple[str, ...]]:
         with duckdb.connect(path, read_only=True) as db:
             rows = db.sql(sql).fetchall()
@@ -135,7 +135,7 @@ def open_warehouse(
     if kind == "duckdb":
         full_env = meltano_env(tmp_path, api.url, **env)
         path = full_env["TARGET_DUCKDB_FILEPATH"]
-        return Warehouse(kind, full_env, "kaleyra", _duckdb_reader(path), _duckdb_executor(path))
+        return Warehouse(kind, full_env, "kaleyra", duckdb_reader(path), _duckdb_executor(path))
     postgres: Postgres = request.getfixturevalue("postgres")
     full_env, schema = postgres_env(tmp_path, api.url, postgres, **env)
 

@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import hashlib
 import typing as t
-from dataclasses import dataclass, field
 
-import duckdb
 import pytest
 
+from tests.model_warehouses import SUMMARY_COLUMNS, Warehouse, duckdb_reader, open_warehouse
 from tests.pipelines import spec
 from tests.test_meltano_e2e import AGENTS
-from tests.warehouses import meltano_env, meltano_run, postgres_env
+from tests.warehouses import meltano_env, meltano_run
 
 if t.TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
 
     from tests.support import RunningSandbox
-    from tests.warehouses import Postgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
 
@@ -50,77 +47,14 @@ FAILING = {"faults": [{"status": 500, "times": "always"}]}
 THIRD = {**SECOND, "48900": PARTIAL_CHANGE, "48904": FAILING}
 FOURTH = {**SECOND, "48900": PARTIAL_CHANGE}
 
-TESTERS_COLUMNS = (
-    "id, agent_no, phoneno, test_status, status, override_dcs_check, carrierid, "
-    "created_at, first_seen_at, last_seen_at"
-)
-HISTORY_COLUMNS = "id, agent_no, test_status, status, valid_from, valid_to"
-SUMMARY_COLUMNS = (
-    "agent_no, testers, accepted, pending, rejected, expired, other_status, "
-    "oldest_pending_created_at"
-)
-
-
 def _spec(overrides: dict[str, t.Any]) -> dict[str, t.Any]:
     return spec(agent_overrides=overrides)
-
-
-@dataclass
-class Warehouse:
-    """One warehouse, its Meltano job and a way to read text rows back."""
-
-    job: str
-    env: dict[str, str]
-    schema: str
-    read: t.Callable[[str], list[tuple[str, ...]]]
-    runs: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
-
-    def run_job(self) -> subprocess.CompletedProcess[str]:
-        done = meltano_run(self.env, self.job)
-        self.runs.append(done)
-        return done
-
-    def rows(self, sql: str) -> list[tuple[str, ...]]:
-        """Rows of ``sql`` (``{schema}`` filled in), every value as text, sorted."""
-        return sorted(self.read(sql.format(schema=self.schema)))
-
-    def models(self) -> dict[str, list[tuple[str, ...]]]:
-        """Every row of the three models, for before/after comparisons."""
-        return {
-            "testers": self.rows(f"select {TESTERS_COLUMNS} from {{schema}}.kaleyra_rcs__testers"),
-            "history": self.rows(
-                f"select {HISTORY_COLUMNS} from {{schema}}.kaleyra_rcs__tester_status_history"
-            ),
-            "summary": self.rows(
-                f"select {SUMMARY_COLUMNS} from {{schema}}.kaleyra_rcs__agent_summary"
-            ),
-        }
-
-
-def _duckdb_reader(path: str) -> t.Callable[[str], list[tuple[str, ...]]]:
-    def read(sql: str) -> list[tuple[str, ...]]:
-        with duckdb.connect(path, read_only=True) as db:
-            rows = db.sql(sql).fetchall()
-        return [tuple("" if value is None else str(value) for value in row) for row in rows]
-
-    return read
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def warehouse(request, sandbox, tmp_path: Path) -> tuple[Warehouse, RunningSandbox]:
     api = sandbox(_spec(FIRST))
-    if request.param == "duckdb":
-        env = meltano_env(tmp_path, api.url)
-        return Warehouse(
-            "testers-duckdb", env, "kaleyra", _duckdb_reader(env["TARGET_DUCKDB_FILEPATH"])
-        ), api
-    postgres: Postgres = request.getfixturevalue("postgres")
-    env, schema = postgres_env(tmp_path, api.url, postgres)
-
-    def read(sql: str) -> list[tuple[str, ...]]:
-        return [tuple(row) for row in postgres.psql(sql)]
-
-    return Warehouse("testers-postgres", env, schema, read), api
+    return open_warehouse(request.param, api, tmp_path, request), api
 
 
 def _served(api: RunningSandbox) -> dict[str, dict[str, t.Any]]:
@@ -165,12 +99,16 @@ def _assert_models_match_the_sandbox(wh: Warehouse, api: RunningSandbox) -> None
 
 def _periods(wh: Warehouse, tester_id: str) -> list[tuple[str, ...]]:
     """(test_status, status, valid_from, valid_to) of one tester, oldest first."""
+    return [period[1:5] for period in wh.period(tester_id)]
+
+
+def _received(wh: Warehouse, agent: str) -> list[str]:
+    """When each run received ``agent``'s answer, oldest first."""
     return [
-        row[1:]
+        row[0]
         for row in wh.rows(
-            "select cast(valid_from as varchar) as k, test_status, status, "
-            "cast(valid_from as varchar), coalesce(cast(valid_to as varchar), '') "
-            f"from {{schema}}.kaleyra_rcs__tester_status_history where id = '{tester_id}'"
+            "select distinct cast(received_at as varchar) from {schema}.testers_observations "
+            f"where synced_agent_no = '{agent}'"
         )
     ]
 
@@ -179,7 +117,7 @@ def _run_starts(wh: Warehouse) -> list[str]:
     return [
         row[0]
         for row in wh.rows(
-            "select cast(started_at as varchar) from {schema}.stg_kaleyra_rcs__testers_sync_runs"
+            "select cast(started_at as varchar) from {schema}.testers_sync_runs"
         )
     ]
 
@@ -208,7 +146,7 @@ def test_models_follow_the_api_over_four_runs_and_ignore_a_failed_one(warehouse)
     assert before[3] == after[2], "the first period ends where the second begins"
     assert after[3] == ""
     ((*_, removed_to),) = _periods(wh, removed["id"])
-    assert removed_to == second_run, "closed at the first successful run without it"
+    assert removed_to == _received(wh, "48903")[1], "closed when run 2's 48903 answered"
     ((*_, added_from, added_to),) = _periods(wh, added["id"])
     assert added_from >= second_run
     assert added_to == ""
@@ -221,7 +159,7 @@ def test_models_follow_the_api_over_four_runs_and_ignore_a_failed_one(warehouse)
     assert "agent 48904" in failed.stderr + failed.stdout
     assert wh.models() == models_after_second, "a failed run changes no model"
 
-    # 4. Healthy again: the change made in run 3 appears, dated by run 4.
+    # 4. Healthy again: the change made in run 3 appears, dated when run 3 received it.
     api.use(_spec(FOURTH))
     assert wh.run_job().returncode == 0, wh.runs[-1].stderr[-4000:]
     _assert_models_match_the_sandbox(wh, api)
@@ -230,7 +168,8 @@ def test_models_follow_the_api_over_four_runs_and_ignore_a_failed_one(warehouse)
     (before, after) = _periods(wh, partially_loaded["id"])
     assert before[:2] == (partially_loaded["test_status"], partially_loaded["status"])
     assert after[:2] == ("REJECTED", partially_loaded["status"])
-    assert after[2] >= fourth_run, "the failed run's observation is not history"
+    failed_run_received = _received(wh, "48900")[2]
+    assert after[2] == failed_run_received < fourth_run, "the failed run's sighting is history"
     assert before[3] == after[2]
     assert first_run < second_run < fourth_run
 
@@ -241,12 +180,14 @@ def test_hashed_phones_reach_every_model_hashed(sandbox, tmp_path):
     done = meltano_run(env, "tap-kaleyra-rcs--hashed-phones", "target-duckdb", "dbt-duckdb:build")
     assert done.returncode == 0, done.stderr[-4000:]
 
-    read = _duckdb_reader(env["TARGET_DUCKDB_FILEPATH"])
+    read = duckdb_reader(env["TARGET_DUCKDB_FILEPATH"])
     phones = dict(read("select id, phoneno from kaleyra.kaleyra_rcs__testers"))
     served = _served(api)
     assert set(phones) == set(served)
     for tester_id, phone in phones.items():
         assert phone == hashlib.sha256(served[tester_id]["phoneno"].encode()).hexdigest()
+    raw = dict(read("select id, phoneno from kaleyra.testers_observations"))
+    assert raw == phones, "the raw history holds hashed numbers too"
     summary = read("select sum(testers) from kaleyra.kaleyra_rcs__agent_summary")
     assert summary == [(str(len(served)),)]
     history = read("select count(*) from kaleyra.kaleyra_rcs__tester_status_history")
