@@ -89,20 +89,21 @@ def main() -> None:
                 api.use(scenario(args.agents, args.testers, run))
                 load_s, _ = timed([meltano, "run", "tap-kaleyra-rcs", "target-duckdb"], env)
                 builds.append(dbt_build(env))
-                with duckdb.connect(path, read_only=True) as db:
-                    observations = db.sql("select count(*) from kaleyra.testers_observations")
-                    events = db.sql("select count(*) from kaleyra.int_kaleyra_rcs__tester_events")
-                    counts = (observations.fetchone(), events.fetchone())
+                ((observations, events),) = warehouse.rows(
+                    "select (select count(*) from kaleyra.testers_observations), "
+                    "(select count(*) from kaleyra.int_kaleyra_rcs__tester_events)"
+                )
                 size = Path(path).stat().st_size / 1e6
                 print(
                     f"{run:3d}  {load_s:6.1f}  {builds[-1][0]:7.1f}  {builds[-1][1]:5.1f}  "
-                    f"{counts[0][0]:12d}  {counts[1][0]:6d}  {size:7.1f}",
+                    f"{observations:>12}  {events:>6}  {size:7.1f}",
                     flush=True,
                 )
             incremental = warehouse.models()
-            with duckdb.connect(path) as db:
-                for name, kind in warehouse.dbt_relations():
-                    db.execute(f"drop {'view' if kind == 'VIEW' else 'table'} kaleyra.{name}")
+            for name, kind in warehouse.dbt_relations():
+                drop = f"drop {'view' if kind == 'VIEW' else 'table'} kaleyra.{name}"
+                with duckdb.connect(path) as db:
+                    db.execute(drop)
             rebuild = dbt_build(env)
             same = warehouse.models() == incremental
         finally:

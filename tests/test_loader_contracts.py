@@ -81,8 +81,8 @@ def _prod_config(loader: str, variables: dict[str, str]) -> dict[str, t.Any]:
 
 
 @pytest.fixture(scope="module")
-def schema_message(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]:
-    """The SCHEMA message the tap really sends, from a run against the sandbox."""
+def schema_messages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, t.Any]]:
+    """The SCHEMA messages the tap really sends, by stream, from a run against the sandbox."""
     from tests.support import RunningSandbox  # noqa: PLC0415
 
     api = RunningSandbox({"agents": 1, "testers_per_agent": 1})
@@ -91,8 +91,13 @@ def schema_message(tmp_path_factory: pytest.TempPathFactory) -> dict[str, t.Any]
     finally:
         api.stop()
     assert run.returncode == 0, run.stderr[-3000:]
-    (message,) = [m for m in run.of_type("SCHEMA") if m["stream"] == "testers"]
-    return message
+    return {m["stream"]: m for m in run.of_type("SCHEMA")}
+
+
+@pytest.fixture(scope="module")
+def schema_message(schema_messages: dict[str, dict[str, t.Any]]) -> dict[str, t.Any]:
+    """The ``testers`` SCHEMA message."""
+    return schema_messages["testers"]
 
 
 def _probe(loader: str, schema_message: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -154,6 +159,34 @@ def test_bigquery_types_and_merge_key(schema_message):
     # The loader ignores ACTIVATE_VERSION (it logs a warning): no tester is ever
     # marked deleted in BigQuery. README and docs/warehouses.md say so.
     assert found["handles_activate_version"] is False
+
+
+OBSERVATION_KEY = ["run_id", "synced_agent_no", "position"]
+
+
+def test_snowflake_keeps_every_observation(schema_messages):
+    found = _probe("target-snowflake", schema_messages["testers_observations"])
+    columns = found["columns"]
+
+    assert found["key_properties"] == OBSERVATION_KEY
+    assert found["merges"] is True, "a new key every run: the MERGE only inserts"
+    assert found["merge_on"] == " and ".join(f"d.{k} = s.{k}" for k in OBSERVATION_KEY)
+    assert _snowflake_integer(columns["position"])
+    assert columns["received_at"] == columns["run_started_at"] == "TIMESTAMP_NTZ"
+    agents = _probe("target-snowflake", schema_messages["testers_sync_run_agents"])
+    assert agents["key_properties"] == ["run_id", "agent_no"]
+
+
+def test_bigquery_keeps_every_observation(schema_messages):
+    found = _probe("target-bigquery", schema_messages["testers_observations"])
+    columns = found["columns"]
+
+    assert found["key_properties"] == OBSERVATION_KEY
+    assert found["merges"] is True
+    assert columns["position"] == "INTEGER"
+    assert columns["received_at"] == columns["run_started_at"] == "TIMESTAMP"
+    agents = _probe("target-bigquery", schema_messages["testers_sync_run_agents"])
+    assert agents["key_properties"] == ["run_id", "agent_no"]
 
 
 @functools.cache

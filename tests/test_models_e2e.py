@@ -47,6 +47,7 @@ FAILING = {"faults": [{"status": 500, "times": "always"}]}
 THIRD = {**SECOND, "48900": PARTIAL_CHANGE, "48904": FAILING}
 FOURTH = {**SECOND, "48900": PARTIAL_CHANGE}
 
+
 def _spec(overrides: dict[str, t.Any]) -> dict[str, t.Any]:
     return spec(agent_overrides=overrides)
 
@@ -116,9 +117,7 @@ def _received(wh: Warehouse, agent: str) -> list[str]:
 def _run_starts(wh: Warehouse) -> list[str]:
     return [
         row[0]
-        for row in wh.rows(
-            "select cast(started_at as varchar) from {schema}.testers_sync_runs"
-        )
+        for row in wh.rows("select cast(started_at as varchar) from {schema}.testers_sync_runs")
     ]
 
 

@@ -7,8 +7,10 @@ import json
 
 import jsonschema
 
-from tap_kaleyra_rcs.observations import RUN_FIELDS, with_inherited_stream_map
-from tap_kaleyra_rcs.records import load_schema
+from tap_kaleyra_rcs.observations import RUN_FIELDS, observations, with_inherited_stream_map
+from tap_kaleyra_rcs.records import AgentTesters, load_schema
+from tap_kaleyra_rcs.runs import RunSummary
+from tap_kaleyra_rcs.tap import TapKaleyraRcs
 from tests.support import run_tap
 
 HASH = "sha256(phoneno) if phoneno else None"
@@ -187,3 +189,54 @@ def test_an_inherited_map_keeps_the_run_fields_and_not_the_alias_or_keys():
     }
     without_else = with_inherited_stream_map({"testers": {"phoneno": HASH}})
     assert without_else["testers_observations"] == {"phoneno": HASH}
+
+
+def test_an_observation_is_the_tester_with_its_run_agent_place_and_arrival():
+    batch = AgentTesters("48901", [{"id": "a", "agent_no": "48901"}, {"id": "b", "agent_no": "x"}])
+    run = RunSummary()
+
+    observed = observations(batch, run)
+
+    assert observed == [
+        {
+            "run_id": run.run_id,
+            "run_started_at": run.started_at,
+            "synced_agent_no": "48901",
+            "position": place,
+            "received_at": batch.extracted_at,
+            **tester,
+        }
+        for place, tester in enumerate(batch.records)
+    ]
+    assert [list(o)[:5] for o in observed] == [list(RUN_FIELDS)] * 2
+
+
+def _sync_in_process(config: dict, capfd) -> list[dict]:
+    TapKaleyraRcs(config=config).sync_all()
+    return [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.strip()]
+
+
+def test_in_process_each_agent_is_observed_once_right_after_its_testers(sandbox, capfd):
+    api = sandbox({"agents": 2, "testers_per_agent": 3})
+
+    messages = _sync_in_process(api.config(emit_activate_version_messages=True), capfd)
+
+    streams = [m.get("stream") for m in messages if m["type"] in {"RECORD", "SCHEMA"}]
+    assert streams[:9] == ["testers"] * 4 + ["testers_observations"] * 4 + ["testers"]
+    observed = [m for m in messages if m.get("stream") == "testers_observations"]
+    assert [m["type"] for m in observed] == ["SCHEMA"] + ["RECORD"] * 6
+    assert not any("version" in m for m in observed)
+    activated = [m["stream"] for m in messages if m["type"] == "ACTIVATE_VERSION"]
+    assert activated == ["testers"]
+
+
+def test_in_process_a_map_on_testers_sends_observations_through_the_sdk(sandbox, capfd):
+    api = sandbox({"agents": 1, "testers_per_agent": 2})
+    config = api.config(stream_maps={"testers": {"phoneno": "__NULL__"}})
+
+    messages = _sync_in_process(config, capfd)
+
+    observed = [m["record"] for m in messages if m.get("stream") == "testers_observations"]
+    assert len(observed) == 2
+    assert all("phoneno" not in record for record in observed)
+    assert all(set(RUN_FIELDS) <= set(record) for record in observed)

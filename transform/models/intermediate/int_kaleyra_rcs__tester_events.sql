@@ -25,7 +25,14 @@
   grow with the number of runs. A run must be loaded completely before dbt builds
   it (the jobs run dbt after the loader); see docs/models.md.
 -#}
-{{ config(materialized='incremental', on_schema_change='fail') }}
+{{
+    config(
+        materialized='incremental',
+        on_schema_change='fail',
+        pre_hook="{{ kaleyra_rcs_index_observations() }}",
+    )
+}}
+{% set built_through = kaleyra_rcs_built_through() %}
 
 with processed as (
     {% if is_incremental() %}
@@ -39,7 +46,8 @@ new_observations as (
     select observations.*
     from {{ ref('stg_kaleyra_rcs__tester_observations') }} as observations
     cross join processed
-    where processed.through is null or observations.run_started_at > processed.through
+    where (processed.through is null or observations.run_started_at > processed.through)
+        {%- if built_through %} and observations.run_started_at > {{ built_through }}{% endif %}
 ),
 
 successful_runs as (

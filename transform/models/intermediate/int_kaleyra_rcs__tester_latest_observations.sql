@@ -2,7 +2,15 @@
 -- (phone number, carrier, created_at) for kaleyra_rcs__testers. Incremental: a build
 -- reads only the runs started after the last one it has, and replaces those testers'
 -- rows; a full rebuild gives the same rows.
-{{ config(materialized='incremental', unique_key='id', on_schema_change='fail') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='id',
+        on_schema_change='fail',
+        pre_hook="{{ kaleyra_rcs_index_observations() }}",
+    )
+}}
+{% set built_through = kaleyra_rcs_built_through() %}
 
 select
     id, run_id, run_started_at, received_at, synced_agent_no, agent_no, phoneno, test_status,
@@ -16,6 +24,7 @@ from (
     from {{ ref('stg_kaleyra_rcs__tester_observations') }} as observations
     {% if is_incremental() %}
         where run_started_at > (select max(run_started_at) from {{ this }})
+        {%- if built_through %} and run_started_at > {{ built_through }}{% endif %}
     {% endif %}
 ) as latest
 where recency = 1
