@@ -292,6 +292,11 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse):  #
 
     if wh.kind == "postgres":  # hard_delete: the loader deleted V's row; history kept it
         assert wh.rows(f"select id from {{schema}}.testers where id = '{v['id']}'") == []
+        indexes = wh.rows(
+            "select indexname from pg_indexes "
+            "where schemaname = '{schema}' and tablename = 'testers_observations'"
+        )
+        assert ("testers_observations_run_started_at_brin",) in indexes
 
     # Every dbt-built relation dropped, then one build: the same rows.
     incremental = wh.models()

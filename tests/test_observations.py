@@ -236,7 +236,11 @@ def test_in_process_a_map_on_testers_sends_observations_through_the_sdk(sandbox,
 
     messages = _sync_in_process(config, capfd)
 
-    observed = [m["record"] for m in messages if m.get("stream") == "testers_observations"]
+    observed = [
+        m["record"]
+        for m in messages
+        if m["type"] == "RECORD" and m["stream"] == "testers_observations"
+    ]
     assert len(observed) == 2
     assert all("phoneno" not in record for record in observed)
     assert all(set(RUN_FIELDS) <= set(record) for record in observed)
