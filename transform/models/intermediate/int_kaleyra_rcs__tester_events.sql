@@ -154,28 +154,17 @@ timeline as (
     from carried_over
 ),
 
+{%- set by_time = 'partition by timeline.id order by timeline.run_started_at, timeline.event_at' %}
 sequenced as (
     select
         timeline.*,
         run_order.next_successful_run_at,
-        lag(timeline.kind) over (
-            partition by timeline.id order by timeline.run_started_at, timeline.event_at
-        ) as previous_kind,
-        lag(timeline.agent_no) over (
-            partition by timeline.id order by timeline.run_started_at, timeline.event_at
-        ) as previous_agent_no,
-        lag(timeline.test_status) over (
-            partition by timeline.id order by timeline.run_started_at, timeline.event_at
-        ) as previous_test_status,
-        lag(timeline.status) over (
-            partition by timeline.id order by timeline.run_started_at, timeline.event_at
-        ) as previous_status,
-        lag(run_order.next_successful_run_at) over (
-            partition by timeline.id order by timeline.run_started_at, timeline.event_at
-        ) as previous_next_successful_run_at,
-        lead(timeline.run_started_at) over (
-            partition by timeline.id order by timeline.run_started_at, timeline.event_at
-        ) as next_observed_run_at
+        {%- for column in ['kind', 'agent_no', 'test_status', 'status'] %}
+        lag(timeline.{{ column }}) over ({{ by_time }}) as previous_{{ column }},
+        {%- endfor %}
+        lag(run_order.next_successful_run_at) over ({{ by_time }})
+            as previous_next_successful_run_at,
+        lead(timeline.run_started_at) over ({{ by_time }}) as next_observed_run_at
     from timeline
     inner join run_order on timeline.run_started_at = run_order.started_at
 ),
