@@ -85,10 +85,8 @@ class TestersObservationsStream(Stream):
     state_partitioning_keys: t.ClassVar[list[str]] = []
     schema = load_schema("testers_observations")
 
-    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:  # noqa: ANN401
-        """Nothing sent yet: the SCHEMA message goes out before the first record."""
-        super().__init__(*args, **kwargs)
-        self._schema_sent = False
+    _schema_sent = False
+    """Set on the instance once its SCHEMA message went out, before its first record."""
 
     @property
     def emit_activate_version_messages(self) -> bool:
@@ -119,4 +117,3 @@ class TestersObservationsStream(Stream):
         else:
             for record in records:
                 self._write_record_message(record)
-        self.state_manager.is_flushed = False

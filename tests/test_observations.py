@@ -8,6 +8,7 @@ import json
 import jsonschema
 
 from tap_kaleyra_rcs.observations import RUN_FIELDS, observations, with_inherited_stream_map
+from tap_kaleyra_rcs.output import SingerOutput
 from tap_kaleyra_rcs.records import AgentTesters, load_schema
 from tap_kaleyra_rcs.runs import RunSummary
 from tap_kaleyra_rcs.tap import TapKaleyraRcs
@@ -216,8 +217,18 @@ def _sync_in_process(config: dict, capfd) -> list[dict]:
     return [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.strip()]
 
 
-def test_in_process_each_agent_is_observed_once_right_after_its_testers(sandbox, capfd):
+def test_in_process_each_agent_is_observed_once_right_after_its_testers(
+    sandbox, capfd, monkeypatch
+):
     api = sandbox({"agents": 2, "testers_per_agent": 3})
+    direct = []
+    write_records = SingerOutput.write_records
+
+    def spy(self, stream, *args):
+        direct.append(stream)
+        write_records(self, stream, *args)
+
+    monkeypatch.setattr(SingerOutput, "write_records", spy)
 
     messages = _sync_in_process(api.config(emit_activate_version_messages=True), capfd)
 
@@ -228,6 +239,16 @@ def test_in_process_each_agent_is_observed_once_right_after_its_testers(sandbox,
     assert not any("version" in m for m in observed)
     activated = [m["stream"] for m in messages if m["type"] == "ACTIVATE_VERSION"]
     assert activated == ["testers"]
+    assert direct == ["testers", "testers_observations"] * 2, "both on the direct path"
+    for message in observed[1:]:
+        assert message["time_extracted"] == message["record"]["received_at"]
+    records = [m for m in messages if m["type"] == "RECORD"]
+    (run,) = [m["record"] for m in records if m["stream"] == "testers_sync_runs"]
+    agents = [m["record"] for m in records if m["stream"] == "testers_sync_run_agents"]
+    assert [(a["run_id"], a["agent_no"]) for a in agents] == [
+        (run["run_id"], "48900"),
+        (run["run_id"], "48901"),
+    ]
 
 
 def test_in_process_a_map_on_testers_sends_observations_through_the_sdk(sandbox, capfd):

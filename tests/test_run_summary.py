@@ -91,7 +91,18 @@ def test_the_duplicates_warning_names_ids_where_first_seen_and_counts_the_rest()
     assert f"'id-{MOST_DUPLICATES_NAMED - 1}'" in warning
     assert f"'id-{MOST_DUPLICATES_NAMED}'" not in warning
     assert " and 2 more." in warning
+    assert " and 1 more." in duplicates_warning(duplicates[: MOST_DUPLICATES_NAMED + 1])
     assert " more" not in duplicates_warning(duplicates[:MOST_DUPLICATES_NAMED])
+
+
+def test_the_duplicates_warning_in_full():
+    warning = duplicates_warning([Duplicate("a1", "48900", "48902")])
+
+    assert warning == (
+        "agent 48902: 1 tester id(s) already seen in this run: 'a1' (also under 48900). "
+        "Every copy is loaded; the models keep the one under the highest agent number, "
+        "the last in its list (docs/models.md). Ask Kaleyra why one tester is listed twice."
+    )
 
 
 def test_the_duplicates_warning_redacts_an_id_that_echoes_the_key(monkeypatch):
