@@ -91,6 +91,8 @@ def test_stream_maps_from_the_environment_hash_phoneno_with_a_configured_salt(sa
         for tester in pipeline.api.scenario.testers(agent)
     }
     assert landed == expected
+    observed = dict(pipeline.duckdb_rows("select id, phoneno from kaleyra.testers_observations"))
+    assert observed == expected, "the observations follow the testers map"
 
 
 @pytest.mark.parametrize(
