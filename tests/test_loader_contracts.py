@@ -91,7 +91,9 @@ def schema_messages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[
     finally:
         api.stop()
     assert run.returncode == 0, run.stderr[-3000:]
-    return {m["stream"]: m for m in run.of_type("SCHEMA")}
+    return {
+        m["stream"]: {**m, "records": run.records_of(m["stream"])} for m in run.of_type("SCHEMA")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +107,16 @@ def _probe(loader: str, schema_message: dict[str, t.Any]) -> dict[str, t.Any]:
     python = ROOT / ".meltano" / "loaders" / loader / "venv" / "bin" / "python"
     config = _prod_config(loader, ACCOUNT_VARIABLES[loader])
     probe = PROBES / f"{loader.removeprefix('target-')}_probe.py"
+    message = {k: v for k, v in schema_message.items() if k != "records"}
     done = subprocess.run(
         [str(python), str(probe)],
-        input=json.dumps({"config": config, "schema_message": schema_message}),
+        input=json.dumps(
+            {
+                "config": config,
+                "schema_message": message,
+                "records": schema_message.get("records", []),
+            }
+        ),
         cwd=ROOT,
         env={**_clean_env(), "PYTHONPATH": str(PROBES)},
         capture_output=True,
@@ -156,6 +165,14 @@ def test_bigquery_types_and_merge_key(schema_message):
 
     assert found["key_properties"] == ["id"]
     assert found["merges"] is True
+    # meltano.yml's method, storage_write_api, run past the type mapping: the
+    # protobuf write schema is built and every record serializes and decodes.
+    (record,) = schema_message["records"]
+    (written,) = found["written"]
+    assert written["id"] == record["id"]
+    assert written["phoneno"] == record["phoneno"]
+    assert int(written["carrierid"]) == record["carrierid"]
+    assert written["override_dcs_check"] == record["override_dcs_check"]
     # The loader ignores ACTIVATE_VERSION (it logs a warning): no tester is ever
     # marked deleted in BigQuery. README and docs/warehouses.md say so.
     assert found["handles_activate_version"] is False

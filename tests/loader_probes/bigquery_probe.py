@@ -1,8 +1,12 @@
 """Run inside target-bigquery's own environment: what would it create and merge on?
 
-Reads ``{"config": ..., "schema_message": ...}`` on stdin and prints JSON: the
-BigQuery type of every column from the loader's ``SchemaTranslator``, the key
-properties the sink keeps, and whether the sink would MERGE. The loader's sink
+Reads ``{"config": ..., "schema_message": ..., "records": [...]}`` on stdin and
+prints JSON: the BigQuery type of every column from the loader's
+``SchemaTranslator``, the key properties the sink keeps, and whether the sink
+would MERGE. With ``method: storage_write_api`` it also runs the sink's own write
+path up to the network: the protobuf write schema, each record through the sink's
+``preprocess_record`` and ``process_record`` into serialized rows, and those rows
+decoded again. The loader's sink
 creates a BigQuery client and tables in its constructor, so only the Singer SDK
 part of it runs here (what it keeps from the SCHEMA message); the table schema
 comes from the loader's ``BigQueryTable``, as in ``create_target``. Any network
@@ -19,6 +23,7 @@ from loader_probes_network import forbid_network
 
 forbid_network()
 
+from google.protobuf import json_format  # noqa: E402
 from singer_sdk.sinks import Sink  # noqa: E402
 from target_bigquery.core import (  # noqa: E402
     BigQueryTable,
@@ -60,9 +65,24 @@ def main() -> None:
         and sink_class.ingestion_strategy is IngestionStrategy.DENORMALIZED
         and upsert_candidate
     )
+    written = None
+    if target.config.get("method") == "storage_write_api":
+        # The sink's own write path, minus its constructor's client and tables.
+        sink.table = table
+        sink.start_batch({})
+        for record in given.get("records", []):
+            sink.process_record(sink.preprocess_record(dict(record), {}), {})
+        message_class = sink.proto_schema
+        written = [
+            json_format.MessageToDict(
+                message_class.FromString(row), preserving_proto_field_name=True
+            )
+            for row in sink.proto_rows.serialized_rows
+        ]
     sys.stdout.write(
         json.dumps(
             {
+                "written": written,
                 "columns": columns,
                 "key_properties": sink.key_properties,
                 "merges": merges,
