@@ -13,18 +13,20 @@ exits 1 if any survived. Run by hand, not in CI: about 10 s per mutation.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
+import typing as t
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support import RunningSandbox  # noqa: E402
-from tests.warehouses import meltano_env  # noqa: E402
+from tests.warehouses import meltano, meltano_env  # noqa: E402
 
-MELTANO = str(ROOT / ".venv" / "bin" / "meltano")
+if t.TYPE_CHECKING:
+    import subprocess
+
 EVENTS = "transform/models/intermediate/int_kaleyra_rcs__tester_events.sql"
 HISTORY = "transform/models/marts/kaleyra_rcs__tester_status_history.sql"
 CURRENT = "transform/models/marts/kaleyra_rcs__testers.sql"
@@ -103,14 +105,7 @@ MUTATIONS = [
 
 def dbt(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``meltano invoke dbt-duckdb ARGS`` in the scratch warehouse."""
-    return subprocess.run(
-        [MELTANO, "--log-level=warning", "invoke", "dbt-duckdb", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return meltano(env, "--log-level=warning", "invoke", "dbt-duckdb", *args)
 
 
 def failed_tests(output: str) -> list[str]:
@@ -130,14 +125,7 @@ def main() -> int:
         try:
             env = meltano_env(Path(scratch), api.url)
             env["TAP_KALEYRA_RCS_AGENT_NUMBERS"] = '["48900", "48901"]'
-            built = subprocess.run(
-                [MELTANO, "run", "testers-duckdb"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            built = meltano(env, "run", "testers-duckdb")
             if built.returncode != 0:
                 print(built.stderr[-3000:], file=sys.stderr)
                 return 2

@@ -45,9 +45,6 @@ class RunSummary:
         self.run_id = str(uuid.uuid4())
         self.started_at = _utc_now()
         self._started = time.monotonic()
-        self.testers = 0
-        self.agents = 0
-        self.empty_agents = 0
         self.duplicate_ids = 0
         self.synced_agents: list[SyncedAgent] = []
         self._agent_of_id: dict[str, str] = {}
@@ -59,9 +56,6 @@ class RunSummary:
         time after the first. All of them are loaded: the models decide which
         one describes the tester (see docs/models.md), and the run says so.
         """
-        self.agents += 1
-        self.testers += len(batch.records)
-        self.empty_agents += not batch.records
         self.synced_agents.append(SyncedAgent(batch.agent, batch.extracted_at, len(batch.records)))
         agent_of_id = self._agent_of_id
         duplicates: list[Duplicate] = []
@@ -82,9 +76,9 @@ class RunSummary:
             started_at=self.started_at,
             finished_at=_utc_now(),
             seconds=time.monotonic() - self._started,
-            agents=self.agents,
-            empty_agents=self.empty_agents,
-            testers=self.testers,
+            agents=len(self.synced_agents),
+            empty_agents=sum(not synced.testers for synced in self.synced_agents),
+            testers=sum(synced.testers for synced in self.synced_agents),
             retries=retries,
             duplicate_ids=self.duplicate_ids,
             synced_agents=tuple(self.synced_agents),
