@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from tests.emulated_warehouses import BigQueryEmulator
 from tests.support import BIN, KEY_PIECE, KEY_SCANS, RunningSandbox
 from tests.warehouses import MELTANO, ROOT, Postgres
 
@@ -96,6 +97,14 @@ def postgres() -> t.Iterator[Postgres]:
         server.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def bigquery(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[BigQueryEmulator]:
+    """One BigQuery emulator for the session; each test uses its own dataset."""
+    emulator = BigQueryEmulator(tmp_path_factory.mktemp("bigquery"))
+    yield emulator
+    emulator.stop()
 
 
 def pytest_terminal_summary(terminalreporter: t.Any) -> None:

@@ -1,8 +1,13 @@
-"""A warehouse the models are built in, through the real Meltano CLI: DuckDB or PostgreSQL."""
+"""A warehouse the models are built in, through the real Meltano CLI.
+
+DuckDB and PostgreSQL are real; BigQuery and Snowflake are local emulators
+(tests/emulated_warehouses.py).
+"""
 
 from __future__ import annotations
 
 import typing as t
+import uuid
 from dataclasses import dataclass, field
 
 import duckdb
@@ -15,6 +20,7 @@ if t.TYPE_CHECKING:
 
     import pytest
 
+    from tests.emulated_warehouses import BigQueryEmulator
     from tests.support import RunningSandbox
     from tests.warehouses import Postgres
 
@@ -41,6 +47,14 @@ class Warehouse:
     schema: str
     read: t.Callable[[str], list[tuple[str, ...]]]
     execute: t.Callable[[str], None]
+    text: str = "varchar"
+    """The SQL type a value is cast to, to compare it as text (BigQuery: string)."""
+    relations_sql: str = (
+        "select table_name, table_type from information_schema.tables "
+        "where table_schema = '{schema}'"
+    )
+    """(name, 'VIEW' or 'BASE TABLE') of every relation in the schema."""
+    drop_cascade: str = " cascade"
     runs: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
 
     @property
@@ -66,8 +80,8 @@ class Warehouse:
         return self._done(meltano(self.env, "invoke", f"dbt-{self.kind}", *args))
 
     def rows(self, sql: str) -> list[tuple[str, ...]]:
-        """Rows of ``sql`` (``{schema}`` filled in), every value as text, sorted."""
-        return sorted(self.read(sql.format(schema=self.schema)))
+        """Rows of ``sql`` (``{schema}`` and ``{text}`` filled in), every value as text, sorted."""
+        return sorted(self.read(sql.format(schema=self.schema, text=self.text)))
 
     def models(self) -> dict[str, list[tuple[str, ...]]]:
         """Every row of the three models, for before/after comparisons."""
@@ -83,10 +97,7 @@ class Warehouse:
 
     def dbt_relations(self) -> list[tuple[str, str]]:
         """(name, 'VIEW' or 'BASE TABLE') of every relation dbt built: all but the raw tables."""
-        listed = self.rows(
-            "select table_name, table_type from information_schema.tables "
-            "where table_schema = '{schema}'"
-        )
+        listed = [(name.lower(), kind) for name, kind in self.rows(self.relations_sql)]
         return [(name, kind) for name, kind in listed if name not in RAW_TABLES]
 
     def drop_dbt_relations(self) -> list[str]:
@@ -94,7 +105,7 @@ class Warehouse:
         dropped = []
         for name, kind in self.dbt_relations():
             what = "view" if kind == "VIEW" else "table"
-            self.execute(f"drop {what} if exists {self.schema}.{name} cascade")
+            self.execute(f"drop {what} if exists {self.schema}.{name}{self.drop_cascade}")
             dropped.append(name)
         return dropped
 
@@ -103,8 +114,8 @@ class Warehouse:
         return [
             row[1:]
             for row in self.rows(
-                "select cast(valid_from as varchar), agent_no, test_status, status, "
-                "cast(valid_from as varchar), coalesce(cast(valid_to as varchar), ''), "
+                "select cast(valid_from as {text}), agent_no, test_status, status, "
+                "cast(valid_from as {text}), coalesce(cast(valid_to as {text}), ''), "
                 "coalesce(end_reason, '') "
                 f"from {{schema}}.kaleyra_rcs__tester_status_history where id = '{tester_id}'"
             )
@@ -131,7 +142,9 @@ def _duckdb_executor(path: str) -> t.Callable[[str], None]:
 def open_warehouse(
     kind: str, api: RunningSandbox, tmp_path: Path, request: pytest.FixtureRequest, **env: str
 ) -> Warehouse:
-    """A warehouse of ``kind`` ('duckdb' or 'postgres') of this test's own."""
+    """A warehouse of ``kind`` ('duckdb', 'postgres', 'bigquery') of this test's own."""
+    if kind == "bigquery":
+        return _bigquery(request.getfixturevalue("bigquery"), api, tmp_path, **env)
     if kind == "duckdb":
         full_env = meltano_env(tmp_path, api.url, **env)
         path = full_env["TARGET_DUCKDB_FILEPATH"]
@@ -146,3 +159,25 @@ def open_warehouse(
         postgres.psql(sql)
 
     return Warehouse(kind, full_env, schema, read, execute)
+
+
+def _bigquery(
+    emulator: BigQueryEmulator, api: RunningSandbox, tmp_path: Path, **env: str
+) -> Warehouse:
+    """A dataset of this test's own in the BigQuery emulator, loaded by target-bigquery."""
+    dataset = f"t_{uuid.uuid4().hex[:12]}"
+    full_env = meltano_env(tmp_path, api.url, **emulator.env(dataset), **env)
+
+    def execute(sql: str) -> None:
+        emulator.query(sql)
+
+    return Warehouse(
+        "bigquery",
+        full_env,
+        dataset,
+        emulator.query,
+        execute,
+        text="string",
+        relations_sql="select table_name, table_type from {schema}.INFORMATION_SCHEMA.TABLES",
+        drop_cascade="",
+    )

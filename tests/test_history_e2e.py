@@ -29,6 +29,7 @@ import typing as t
 import pytest
 
 from tap_kaleyra_rcs.sandbox import generate_testers
+from tests.emulated_warehouses import STORAGE_WRITE_HOST
 from tests.model_warehouses import Warehouse, open_warehouse
 from tests.pipelines import spec
 from tests.test_meltano_e2e import AGENTS
@@ -64,7 +65,7 @@ def _scenario(api: RunningSandbox, **agents: dict[str, t.Any]) -> dict[str, t.An
     return spec(agent_overrides=overrides)
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "bigquery"])
 def warehouse(request, sandbox, tmp_path) -> tuple[Warehouse, RunningSandbox]:
     api = sandbox(spec())
     api.use(_scenario(api))
@@ -86,7 +87,7 @@ class Runs:
 
     def __init__(self, wh: Warehouse) -> None:
         started = wh.rows(
-            "select distinct cast(run_started_at as varchar), run_id "
+            "select distinct cast(run_started_at as {text}), run_id "
             "from {schema}.testers_observations"
         )
         self.ids = [run_id for _, run_id in started]
@@ -95,7 +96,7 @@ class Runs:
     def received(self, step: int, agent: str) -> str:
         """When ``agent``'s answer arrived in run ``step`` (1-based)."""
         ((at,),) = self._wh.rows(
-            "select distinct cast(received_at as varchar) from {schema}.testers_observations "
+            "select distinct cast(received_at as {text}) from {schema}.testers_observations "
             f"where run_id = '{self.ids[step - 1]}' and synced_agent_no = '{agent}'"
         )
         return at
@@ -103,14 +104,14 @@ class Runs:
     def synced(self, step: int, agent: str) -> str:
         """When ``agent``'s answer arrived in successful run ``step``, from its run record."""
         ((at,),) = self._wh.rows(
-            "select cast(received_at as varchar) from {schema}.testers_sync_run_agents "
+            "select cast(received_at as {text}) from {schema}.testers_sync_run_agents "
             f"where run_id = '{self.ids[step - 1]}' and agent_no = '{agent}'"
         )
         return at
 
     def started(self, step: int) -> str:
         ((at,),) = self._wh.rows(
-            "select distinct cast(run_started_at as varchar) from {schema}.testers_observations "
+            "select distinct cast(run_started_at as {text}) from {schema}.testers_observations "
             f"where run_id = '{self.ids[step - 1]}'"
         )
         return at
@@ -120,7 +121,7 @@ def _current(wh: Warehouse) -> dict[str, tuple[str, ...]]:
     return {
         row[0]: row[1:]
         for row in wh.rows(
-            "select id, agent_no, test_status, status, cast(is_agent_synced as varchar) "
+            "select id, agent_no, test_status, status, cast(is_agent_synced as {text}) "
             "from {schema}.kaleyra_rcs__testers"
         )
     }
@@ -150,7 +151,7 @@ def _expected_summary(api: RunningSandbox, agents: list[str]) -> dict[str, tuple
     return summary
 
 
-def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse):  # noqa: PLR0915 - one story, told in order
+def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, request):  # noqa: PLR0915 - one story, told in order
     wh, api = warehouse
     t_, u, v = (_generated(api, "48901", i) for i in range(3))
     w, x = _generated(api, "48900", 0), _generated(api, "48900", 5)
@@ -297,6 +298,11 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse):  #
             "where schemaname = '{schema}' and tablename = 'testers_observations'"
         )
         assert ("testers_observations_run_started_at_brin",) in indexes
+
+    if wh.kind == "bigquery":  # the rows went through the Storage Write API, as configured
+        bridge = request.getfixturevalue("bigquery").bridge
+        assert bridge.tunnels, "no Storage Write connection was made"
+        assert set(bridge.tunnels) == {f"{STORAGE_WRITE_HOST}:443"}
 
     # Every dbt-built relation dropped, then one build: the same rows.
     incremental = wh.models()

@@ -109,7 +109,7 @@ def _received(wh: Warehouse, agent: str) -> list[str]:
     return [
         row[0]
         for row in wh.rows(
-            "select distinct cast(received_at as varchar) from {schema}.testers_observations "
+            "select distinct cast(received_at as {text}) from {schema}.testers_observations "
             f"where synced_agent_no = '{agent}'"
         )
     ]
@@ -118,7 +118,7 @@ def _received(wh: Warehouse, agent: str) -> list[str]:
 def _run_starts(wh: Warehouse) -> list[str]:
     return [
         row[0]
-        for row in wh.rows("select cast(started_at as varchar) from {schema}.testers_sync_runs")
+        for row in wh.rows("select cast(started_at as {text}) from {schema}.testers_sync_runs")
     ]
 
 

@@ -1,0 +1,60 @@
+"""Make credentials valid nowhere but on this machine, for the BigQuery emulator tests.
+
+Runs inside the emulator's environment, which has ``cryptography`` (the project's
+has not): ``python throwaway_credentials.py DIRECTORY HOST`` writes
+
+* ``service-account.pem``: a fresh RSA key for a throwaway service-account file
+  (google-auth signs a token request with it; the local token endpoint grants any);
+* ``tls.crt`` and ``tls.key``: a self-signed certificate for ``HOST``, its own CA,
+  which the client trusts through ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+
+def _key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def main() -> None:
+    """Write the three files into the directory given."""
+    directory, host = Path(sys.argv[1]), sys.argv[2]
+    (directory / "service-account.pem").write_bytes(_pem(_key()))
+    key = _key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "tls.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(_pem(key))
+
+
+if __name__ == "__main__":
+    main()
