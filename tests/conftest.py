@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from tests.emulated_warehouses import BigQueryEmulator
+from tests.emulated_warehouses import BigQueryEmulator, FakeSnowflake
 from tests.support import BIN, KEY_PIECE, KEY_SCANS, RunningSandbox
 from tests.warehouses import MELTANO, ROOT, Postgres
 
@@ -103,6 +103,14 @@ def postgres() -> t.Iterator[Postgres]:
 def bigquery(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[BigQueryEmulator]:
     """One BigQuery emulator for the session; each test uses its own dataset."""
     emulator = BigQueryEmulator(tmp_path_factory.mktemp("bigquery"))
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def snowflake(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FakeSnowflake]:
+    """One fakesnow server for the session; each test uses its own schema."""
+    emulator = FakeSnowflake(tmp_path_factory.mktemp("snowflake"))
     yield emulator
     emulator.stop()
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import socket
 import ssl
 import subprocess
 import threading
@@ -277,3 +279,98 @@ class Emulator(t.Protocol):
     def env(self, dataset: str) -> dict[str, str]: ...
 
     def query(self, sql: str) -> list[tuple[str, ...]]: ...
+
+
+class FakeSnowflake:
+    """fakesnow's server on 127.0.0.1, and a client process of the tests' own."""
+
+    DATABASE = "KALEYRA_TESTS"
+
+    def __init__(self, base: Path) -> None:
+        python = emulator_python("snowflake")
+        self.port = free_port()
+        self.log = base / "fakesnow.log"
+        with self.log.open("wb") as sink:
+            self._server = subprocess.Popen(
+                [
+                    str(python.parent / "fakesnow"),
+                    "-s",
+                    "--host",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=base,
+            )
+        self._client = subprocess.Popen(
+            [str(python), str(EMULATORS / "snowflake_client.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "FAKESNOW_PORT": str(self.port)},
+        )
+        self._lock = threading.Lock()
+        wait_until(self._answers, START_TIMEOUT, what=f"fakesnow on port {self.port} ({self.log})")
+        self._ask({"sql": f"create database if not exists {self.DATABASE}"})
+
+    def _answers(self) -> bool:
+        if self._server.poll() is not None:
+            message = f"fakesnow exited: {self.log.read_text(errors='replace')[-2000:]}"
+            raise RuntimeError(message)
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5):
+                return True
+        except OSError:
+            return False
+
+    def _ask(self, request: dict[str, str]) -> list[tuple[str, ...]]:
+        assert self._client.stdin is not None
+        assert self._client.stdout is not None
+        with self._lock:
+            self._client.stdin.write(json.dumps(request) + "\n")
+            self._client.stdin.flush()
+            answer = json.loads(self._client.stdout.readline() or '{"error": "client exited"}')
+        if "error" in answer:
+            message = f"fakesnow: {answer['error']}\nrequest: {json.dumps(request)[:2000]}"
+            raise AssertionError(message)
+        return [tuple("" if value is None else value for value in row) for row in answer["rows"]]
+
+    def env(self, schema: str) -> dict[str, str]:
+        """What the loader, the stand-in load and dbt need to reach this server, in ``schema``."""
+        return {
+            "TARGET_SNOWFLAKE_ACCOUNT": "emulated",
+            "TARGET_SNOWFLAKE_USER": "loader",
+            "TARGET_SNOWFLAKE_PASSWORD": "unused-by-fakesnow",
+            "TARGET_SNOWFLAKE_DATABASE": self.DATABASE,
+            "TARGET_SNOWFLAKE_WAREHOUSE": "LOADING",
+            "TARGET_SNOWFLAKE_DEFAULT_TARGET_SCHEMA": schema,
+            "FAKESNOW_PORT": str(self.port),
+            "DBT_SNOWFLAKE_DBT_PROJECT_DIR": str(EMULATORS / "dbt_snowflake"),
+            "DBT_SNOWFLAKE_DBT_PROFILES_DIR": str(EMULATORS / "dbt_snowflake"),
+        }
+
+    def query(self, sql: str) -> list[tuple[str, ...]]:
+        """Rows of a query in the tests' database, every value as text (NULL as '')."""
+        return self._ask({"sql": sql, "database": self.DATABASE})
+
+    def load(self, messages: Path, schema: str) -> int:
+        """Load a run's Singer messages as target-snowflake would (snowflake_client.py)."""
+        ((records,),) = self._ask(
+            {"load": str(messages), "database": self.DATABASE, "schema": schema}
+        )
+        return int(records)
+
+    def stop(self) -> None:
+        for process in (self._client, self._server):
+            if process is self._client and process.stdin is not None:
+                process.stdin.close()
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self._client.stdout is not None:
+            self._client.stdout.close()

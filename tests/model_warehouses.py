@@ -6,21 +6,22 @@ DuckDB and PostgreSQL are real; BigQuery and Snowflake are local emulators
 
 from __future__ import annotations
 
+import subprocess
 import typing as t
 import uuid
 from dataclasses import dataclass, field
 
 import duckdb
 
-from tests.warehouses import meltano, meltano_env, meltano_run, postgres_env
+from tests.emulated_warehouses import EMULATORS
+from tests.warehouses import MELTANO, ROOT, meltano, meltano_env, meltano_run, postgres_env
 
 if t.TYPE_CHECKING:
-    import subprocess
     from pathlib import Path
 
     import pytest
 
-    from tests.emulated_warehouses import BigQueryEmulator
+    from tests.emulated_warehouses import BigQueryEmulator, FakeSnowflake
     from tests.support import RunningSandbox
     from tests.warehouses import Postgres
 
@@ -142,9 +143,11 @@ def _duckdb_executor(path: str) -> t.Callable[[str], None]:
 def open_warehouse(
     kind: str, api: RunningSandbox, tmp_path: Path, request: pytest.FixtureRequest, **env: str
 ) -> Warehouse:
-    """A warehouse of ``kind`` ('duckdb', 'postgres', 'bigquery') of this test's own."""
+    """A warehouse of ``kind`` (duckdb, postgres, bigquery, snowflake) of this test's own."""
     if kind == "bigquery":
         return _bigquery(request.getfixturevalue("bigquery"), api, tmp_path, **env)
+    if kind == "snowflake":
+        return _snowflake(request.getfixturevalue("snowflake"), api, tmp_path, **env)
     if kind == "duckdb":
         full_env = meltano_env(tmp_path, api.url, **env)
         path = full_env["TARGET_DUCKDB_FILEPATH"]
@@ -180,4 +183,117 @@ def _bigquery(
         text="string",
         relations_sql="select table_name, table_type from {schema}.INFORMATION_SCHEMA.TABLES",
         drop_cascade="",
+    )
+
+
+LOADER_TIMEOUT = 300
+"""Seconds target-snowflake may take to connect, create its tables and fail at its PUT."""
+
+
+def run_target_snowflake(env: dict[str, str], messages: Path) -> subprocess.CompletedProcess[str]:
+    """target-snowflake as Meltano configures it, fed ``messages``, connected to fakesnow.
+
+    Meltano drops ``PYTHONPATH`` from a plugin's environment, so the loader is run
+    here with the configuration ``meltano invoke --dump=config`` shows and the
+    connection shim (tests/emulators/snowflake_connect_redirect) on its path.
+    """
+    dumped = meltano(env, "invoke", "--dump=config", "target-snowflake")
+    assert dumped.returncode == 0, dumped.stderr[-3000:]
+    config = messages.with_suffix(".target-snowflake.json")
+    config.write_text(dumped.stdout)
+    with messages.open() as given:
+        return subprocess.run(
+            [str(ROOT / ".meltano/loaders/target-snowflake/venv/bin/target-snowflake"),
+             "--config", str(config)],
+            stdin=given,
+            capture_output=True,
+            text=True,
+            timeout=LOADER_TIMEOUT,
+            check=False,
+            env={**env, "PYTHONPATH": str(EMULATORS / "snowflake_connect_redirect")},
+        )  # fmt: skip
+
+
+@dataclass
+class SnowflakeWarehouse(Warehouse):
+    """Snowflake on fakesnow: the tap through Meltano, the loader's tables, a stand-in load.
+
+    Each run: ``meltano invoke tap-kaleyra-rcs`` writes its Singer messages to a
+    file; the first run hands them to target-snowflake itself, which connects and
+    creates its four tables, then stops at its PUT (fakesnow has no stages); every
+    run's messages are then loaded into those tables as the loader's configuration
+    says (tests/emulators/snowflake_client.py); then ``meltano invoke dbt-snowflake``.
+    A failed tap stops the job before dbt, as ``meltano run`` does.
+    """
+
+    emulator: FakeSnowflake | None = None
+    files: Path | None = None
+    loader: subprocess.CompletedProcess[str] | None = None
+    """target-snowflake's own run (the first), for what it created and where it stopped."""
+
+    def _tap_then_load(self, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        assert self.emulator is not None
+        assert self.files is not None
+        messages = self.files / f"run-{len(self.runs) + 1}.singer"
+        with messages.open("w") as out:
+            tap = subprocess.run(
+                [MELTANO, "--log-level=info", "invoke", "tap-kaleyra-rcs"],
+                cwd=ROOT,
+                env={**self.env, **env},
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=LOADER_TIMEOUT,
+                check=False,
+            )
+        if self.loader is None:
+            self.loader = run_target_snowflake({**self.env, **env}, messages)
+        self.emulator.load(messages, self.schema)
+        return subprocess.CompletedProcess(tap.args, tap.returncode, "", tap.stderr)
+
+    def run_job(self, **env: str) -> subprocess.CompletedProcess[str]:
+        """Tap, load, then ``dbt build`` if the tap succeeded."""
+        loaded = self._tap_then_load(env)
+        if loaded.returncode != 0:
+            return self._done(loaded)
+        built = meltano(self.env, "invoke", "dbt-snowflake", "build")
+        return self._done(
+            subprocess.CompletedProcess(
+                built.args, built.returncode, built.stdout, loaded.stderr + built.stderr
+            )
+        )
+
+    def load_only(self, **env: str) -> subprocess.CompletedProcess[str]:
+        """Tap and load, no dbt."""
+        return self._done(self._tap_then_load(env))
+
+
+def _snowflake(
+    emulator: FakeSnowflake, api: RunningSandbox, tmp_path: Path, **env: str
+) -> Warehouse:
+    """A schema of this test's own on fakesnow; dbt-snowflake builds the project's models."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    full_env = meltano_env(tmp_path, api.url, **emulator.env(schema), **env)
+    deps = meltano(full_env, "invoke", "dbt-snowflake", "deps")
+    assert deps.returncode == 0, (deps.stdout + deps.stderr)[-3000:]
+
+    def execute(sql: str) -> None:
+        emulator.query(sql)
+
+    return SnowflakeWarehouse(
+        "snowflake",
+        full_env,
+        schema,
+        emulator.query,
+        execute,
+        # fakesnow's information_schema.tables lists no views (Snowflake's does).
+        relations_sql=(
+            "select table_name, 'BASE TABLE' from information_schema.tables "
+            "where table_schema = upper('{schema}') and table_type = 'BASE TABLE' "
+            "union select table_name, 'VIEW' from information_schema.views "
+            "where table_schema = upper('{schema}')"
+        ),
+        drop_cascade="",
+        emulator=emulator,
+        files=tmp_path,
     )

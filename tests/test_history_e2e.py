@@ -65,7 +65,7 @@ def _scenario(api: RunningSandbox, **agents: dict[str, t.Any]) -> dict[str, t.An
     return spec(agent_overrides=overrides)
 
 
-@pytest.fixture(params=["duckdb", "postgres", "bigquery"])
+@pytest.fixture(params=["duckdb", "postgres", "bigquery", "snowflake"])
 def warehouse(request, sandbox, tmp_path) -> tuple[Warehouse, RunningSandbox]:
     api = sandbox(spec())
     api.use(_scenario(api))

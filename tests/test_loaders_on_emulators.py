@@ -1,0 +1,110 @@
+"""The Snowflake and BigQuery loaders' own code against the local emulators.
+
+target-snowflake, configured as ``meltano.yml`` says, connects to fakesnow,
+creates its tables in the shape the contract tests expect, and stops at its first
+PUT: fakesnow has no stages, so its load (PUT, COPY, MERGE) is not proven here.
+target-bigquery runs all the way, in tests/test_history_e2e.py.
+
+Each loader ``meltano.yml`` defines has a test that runs its configured write
+path past the type mapping; the last test here keeps that list complete.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+import yaml
+
+from tests.model_warehouses import RAW_TABLES, SnowflakeWarehouse, open_warehouse
+from tests.pipelines import spec
+from tests.test_loader_contracts import INTEGER_FIELDS, TEXT_FIELDS
+from tests.warehouses import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
+
+SNOWFLAKE_TYPES = {
+    "text": "VARCHAR(16777216)",
+    "boolean": "BOOLEAN",
+    "integer": "NUMBER(38,0)",
+    "timestamp": "TIMESTAMP_NTZ(9)",
+}
+"""What target-snowflake creates for each kind of field (meltano.yml: TIMESTAMP_NTZ)."""
+
+
+@pytest.fixture
+def loaded(snowflake, sandbox, tmp_path, request) -> SnowflakeWarehouse:
+    api = sandbox(spec())
+    wh = open_warehouse("snowflake", api, tmp_path, request)
+    done = wh.load_only()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert isinstance(wh, SnowflakeWarehouse)
+    return wh
+
+
+def _columns(wh: SnowflakeWarehouse, table: str) -> dict[str, str]:
+    return {name.lower(): kind for name, kind, *_ in wh.read(f"describe table {wh.schema}.{table}")}
+
+
+def test_target_snowflake_creates_its_tables_then_stops_at_its_put(loaded):
+    loader = loaded.loader
+    assert loader is not None
+    assert loader.returncode != 0
+    # It got as far as staging the first batch: the PUT to the user stage.
+    assert "@~/target-snowflake/" in loader.stderr, loader.stderr[-3000:]
+
+    testers = _columns(loaded, "testers")
+    for name in TEXT_FIELDS:
+        assert testers[name] == SNOWFLAKE_TYPES["text"], name
+    for name in INTEGER_FIELDS:
+        assert testers[name] == SNOWFLAKE_TYPES["integer"], name
+    assert testers["override_dcs_check"] == SNOWFLAKE_TYPES["boolean"]
+    assert testers["created_at"] == SNOWFLAKE_TYPES["timestamp"]
+    for metadata in ("_sdc_deleted_at", "_sdc_extracted_at", "_sdc_received_at"):
+        assert testers[metadata] == SNOWFLAKE_TYPES["timestamp"], metadata
+    assert testers["_sdc_table_version"] == SNOWFLAKE_TYPES["integer"]
+
+    observations = _columns(loaded, "testers_observations")
+    assert set(testers) < set(observations)
+    assert observations["position"] == SNOWFLAKE_TYPES["integer"]
+    assert observations["run_started_at"] == SNOWFLAKE_TYPES["timestamp"]
+    assert _columns(loaded, "testers_sync_runs")["duplicate_ids"] == SNOWFLAKE_TYPES["integer"]
+    assert _columns(loaded, "testers_sync_run_agents")["testers"] == SNOWFLAKE_TYPES["integer"]
+
+
+def test_the_stand_in_load_fills_the_loaders_tables_with_the_taps_rows(loaded):
+    counts = {
+        table: int(loaded.read(f"select count(*) from {loaded.schema}.{table}")[0][0])
+        for table in RAW_TABLES
+    }
+    assert counts == {
+        "testers": 48,
+        "testers_observations": 48,
+        "testers_sync_run_agents": 6,
+        "testers_sync_runs": 1,
+    }
+    ((deleted,),) = loaded.read(
+        f"select count(*) from {loaded.schema}.testers where _sdc_deleted_at is not null"
+    )
+    assert deleted == "0"
+
+
+WRITE_PATH_TESTS: dict[str, tuple[str, str]] = {
+    "target-duckdb": ("test_history_e2e.py", "duckdb"),
+    "target-postgres": ("test_history_e2e.py", "postgres"),
+    "target-bigquery": ("test_history_e2e.py", "bigquery"),
+    "target-snowflake": (
+        "test_loaders_on_emulators.py",
+        "test_target_snowflake_creates_its_tables_then_stops_at_its_put",
+    ),
+    "target-jsonl": ("test_meltano_e2e.py", '"target-jsonl"'),
+}
+"""Per loader, the test file that runs it and a string that shows it does."""
+
+
+def test_every_loader_meltano_yml_defines_has_a_write_path_test():
+    project: dict[str, t.Any] = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    loaders = {loader["name"] for loader in project["plugins"]["loaders"]}
+    assert loaders == set(WRITE_PATH_TESTS)
+    for file, shown_by in WRITE_PATH_TESTS.values():
+        assert shown_by in (ROOT / "tests" / file).read_text(), (file, shown_by)
