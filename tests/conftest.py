@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 
 from tests.emulated_warehouses import BigQueryEmulator, FakeSnowflake
+from tests.model_warehouses import MODEL_ROWS
 from tests.support import BIN, KEY_PIECE, KEY_SCANS, RunningSandbox
 from tests.warehouses import MELTANO, ROOT, Postgres
 
@@ -116,7 +117,9 @@ def snowflake(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FakeSnowfl
 
 
 def pytest_terminal_summary(terminalreporter: t.Any) -> None:
-    """Say how much output was scanned for the API key and its pieces."""
+    """Say how much output was scanned for the API key, and the models' rows per run."""
+    for line in MODEL_ROWS:
+        terminalreporter.write_line(f"models after {line}")
     terminalreporter.write_line(
         f"API key scan: stdout and stderr of {KEY_SCANS.tap_runs} tap runs and "
         f"{KEY_SCANS.texts} other texts ({KEY_SCANS.characters:,} characters) checked for "

@@ -54,6 +54,16 @@ def emulator_python(name: str) -> Path:
     return python
 
 
+def stop_process(process: subprocess.Popen[t.Any]) -> None:
+    """Terminate an emulator's process and wait for it; kill it if it will not go."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class TokenEndpoint:
     """An OAuth token endpoint on 127.0.0.1 that grants any request a dummy token.
 
@@ -263,12 +273,7 @@ class BigQueryEmulator:
         ]
 
     def stop(self) -> None:
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process)
         self.tokens.stop()
         self.bridge.stop()
 
@@ -363,14 +368,9 @@ class FakeSnowflake:
         return int(records)
 
     def stop(self) -> None:
-        for process in (self._client, self._server):
-            if process is self._client and process.stdin is not None:
-                process.stdin.close()
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if self._client.stdin is not None:
+            self._client.stdin.close()
+        stop_process(self._client)
+        stop_process(self._server)
         if self._client.stdout is not None:
             self._client.stdout.close()

@@ -21,7 +21,7 @@ if t.TYPE_CHECKING:
 
     import pytest
 
-    from tests.emulated_warehouses import BigQueryEmulator, FakeSnowflake
+    from tests.emulated_warehouses import BigQueryEmulator, Emulator, FakeSnowflake
     from tests.support import RunningSandbox
     from tests.warehouses import Postgres
 
@@ -37,6 +37,8 @@ SUMMARY_COLUMNS = (
     "oldest_pending_created_at, last_synced_at"
 )
 RAW_TABLES = ("testers", "testers_observations", "testers_sync_run_agents", "testers_sync_runs")
+MODEL_ROWS: list[str] = []
+"""Per warehouse and run, how many rows each model has: printed at the end of the session."""
 
 
 @dataclass
@@ -57,6 +59,8 @@ class Warehouse:
     """(name, 'VIEW' or 'BASE TABLE') of every relation in the schema."""
     drop_cascade: str = " cascade"
     runs: list[subprocess.CompletedProcess[str]] = field(default_factory=list)
+    tap_runs: int = 0
+    built: bool = False
 
     @property
     def job(self) -> str:
@@ -66,14 +70,27 @@ class Warehouse:
         self.runs.append(done)
         return done
 
+    def _ran(
+        self, done: subprocess.CompletedProcess[str], *, job: bool
+    ) -> subprocess.CompletedProcess[str]:
+        """A run done (``job``: with dbt): note each model's rows now, once there are models."""
+        self._done(done)
+        self.tap_runs += 1
+        self.built = self.built or (job and done.returncode == 0)
+        if self.built:
+            counts = ", ".join(f"{name} {len(rows)}" for name, rows in self.models().items())
+            outcome = "ok" if done.returncode == 0 else f"failed ({done.returncode})"
+            MODEL_ROWS.append(f"{self.kind} run {self.tap_runs} {outcome}: {counts}")
+        return done
+
     def run_job(self, **env: str) -> subprocess.CompletedProcess[str]:
         """The scheduled job: tap, loader, then dbt build."""
-        return self._done(meltano_run({**self.env, **env}, self.job))
+        return self._ran(meltano_run({**self.env, **env}, self.job), job=True)
 
     def load_only(self, **env: str) -> subprocess.CompletedProcess[str]:
         """Tap and loader, no dbt: ``meltano run tap-kaleyra-rcs target-<kind>``."""
-        return self._done(
-            meltano_run({**self.env, **env}, "tap-kaleyra-rcs", f"target-{self.kind}")
+        return self._ran(
+            meltano_run({**self.env, **env}, "tap-kaleyra-rcs", f"target-{self.kind}"), job=False
         )
 
     def dbt(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -164,6 +181,15 @@ def open_warehouse(
     return Warehouse(kind, full_env, schema, read, execute)
 
 
+def _discarding_rows(emulator: Emulator) -> t.Callable[[str], None]:
+    """Run a statement on an emulator for its effect (DDL, DML)."""
+
+    def execute(sql: str) -> None:
+        emulator.query(sql)
+
+    return execute
+
+
 def _bigquery(
     emulator: BigQueryEmulator, api: RunningSandbox, tmp_path: Path, **env: str
 ) -> Warehouse:
@@ -171,15 +197,12 @@ def _bigquery(
     dataset = f"t_{uuid.uuid4().hex[:12]}"
     full_env = meltano_env(tmp_path, api.url, **emulator.env(dataset), **env)
 
-    def execute(sql: str) -> None:
-        emulator.query(sql)
-
     return Warehouse(
         "bigquery",
         full_env,
         dataset,
         emulator.query,
-        execute,
+        _discarding_rows(emulator),
         text="string",
         relations_sql="select table_name, table_type from {schema}.INFORMATION_SCHEMA.TABLES",
         drop_cascade="",
@@ -234,7 +257,7 @@ class SnowflakeWarehouse(Warehouse):
     def _tap_then_load(self, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         assert self.emulator is not None
         assert self.files is not None
-        messages = self.files / f"run-{len(self.runs) + 1}.singer"
+        messages = self.files / f"run-{self.tap_runs + 1}.singer"
         with messages.open("w") as out:
             tap = subprocess.run(
                 [MELTANO, "--log-level=info", "invoke", "tap-kaleyra-rcs"],
@@ -255,17 +278,18 @@ class SnowflakeWarehouse(Warehouse):
         """Tap, load, then ``dbt build`` if the tap succeeded."""
         loaded = self._tap_then_load(env)
         if loaded.returncode != 0:
-            return self._done(loaded)
+            return self._ran(loaded, job=True)
         built = meltano(self.env, "invoke", "dbt-snowflake", "build")
-        return self._done(
+        return self._ran(
             subprocess.CompletedProcess(
                 built.args, built.returncode, built.stdout, loaded.stderr + built.stderr
-            )
+            ),
+            job=True,
         )
 
     def load_only(self, **env: str) -> subprocess.CompletedProcess[str]:
         """Tap and load, no dbt."""
-        return self._done(self._tap_then_load(env))
+        return self._ran(self._tap_then_load(env), job=False)
 
 
 def _snowflake(
@@ -277,15 +301,12 @@ def _snowflake(
     deps = meltano(full_env, "invoke", "dbt-snowflake", "deps")
     assert deps.returncode == 0, (deps.stdout + deps.stderr)[-3000:]
 
-    def execute(sql: str) -> None:
-        emulator.query(sql)
-
     return SnowflakeWarehouse(
         "snowflake",
         full_env,
         schema,
         emulator.query,
-        execute,
+        _discarding_rows(emulator),
         # fakesnow's information_schema.tables lists no views (Snowflake's does).
         relations_sql=(
             "select table_name, 'BASE TABLE' from information_schema.tables "

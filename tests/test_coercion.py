@@ -85,3 +85,24 @@ def test_the_installed_tap_stops_cleanly_on_a_digit_it_cannot_read(sandbox, tmp_
     assert run.last_line.startswith(f"tap-kaleyra-rcs: error: agent {AGENT}: "), run.last_line
     assert "field 'carrierid'" in run.last_line
     assert {record["agent_no"] for record in run.records} == {"48900"}, "nothing of agent 48901"
+
+
+def _well_formed(tester_id: str, agent_no: str = AGENT) -> dict[str, object]:
+    """A tester in the API's usual shape: after the first, recognised by its shape alone."""
+    return {
+        "id": tester_id,
+        "agent_no": agent_no,
+        "phoneno": "+910000000001",
+        "created_date": 1700000000000,
+        "test_status": "ACCEPTED",
+    }
+
+
+def test_a_tester_of_a_known_shape_with_an_empty_id_still_stops_the_run():
+    with pytest.raises(MalformedResponse, match=r"tester #1 has no 'id'"):
+        build_records(AGENT, [_well_formed("t-1"), _well_formed("")])
+
+
+def test_a_tester_of_a_known_shape_with_an_empty_agent_no_gets_the_synced_agent():
+    built = build_records(AGENT, [_well_formed("t-1"), _well_formed("t-2", agent_no="")])
+    assert [record["agent_no"] for record in built.records] == [AGENT, AGENT]

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from tap_kaleyra_rcs import errors as errors_module
+from tap_kaleyra_rcs import runs as runs_module
 from tap_kaleyra_rcs.errors import SettingsInvalid
 from tap_kaleyra_rcs.records import AgentTesters
 from tap_kaleyra_rcs.runs import (
@@ -54,6 +55,15 @@ def test_the_line_says_the_same_as_the_record():
     assert line.endswith(" s; 1 retries; 0 duplicate ids")
     seconds = float(line.split(" in ")[1].split(" s;")[0])
     assert 0 <= seconds < 60
+
+
+def test_the_line_gives_the_time_from_start_to_finish(monkeypatch):
+    clock = iter([1000.0, 1002.46])
+    monkeypatch.setattr(runs_module.time, "monotonic", lambda: next(clock))
+    summary = RunSummary()
+    summary.count(_batch("48900", 1))
+
+    assert " in 2.5 s; " in summary.finish(0).line()
 
 
 def test_an_id_seen_again_in_the_run_is_a_duplicate_under_one_agent_or_two():

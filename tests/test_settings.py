@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import typing as t
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,30 @@ def test_every_documented_path_is_accepted():
 
 def test_the_api_key_is_not_in_the_settings_repr():
     assert VALID["api_key"] not in repr(parse_settings(VALID))
+
+
+NUMERIC_SETTINGS = (
+    "request_timeout",
+    "max_retries",
+    "retry_backoff_seconds",
+    "max_retry_wait_seconds",
+    "max_concurrent_agents",
+    "max_requests_per_second",
+)
+"""Each numeric setting; Settings holds it under the same name."""
+
+
+@pytest.mark.parametrize("name", NUMERIC_SETTINGS)
+def test_both_bounds_a_refusal_states_are_accepted_and_just_beyond_is_not(name):
+    (problem,) = _problems(**{name: -1_000_000})
+    found = re.fullmatch(rf"{name}: must be between (\S+) and (\S+), got -1e\+06", problem)
+    assert found, problem
+    for bound in found.groups():
+        given = Decimal(bound) if "." in bound else int(bound)
+        settings = parse_settings({**VALID, name: given})
+        assert getattr(settings, name) == float(given), bound
+    low, high = (Decimal(bound) for bound in found.groups())
+    step = Decimal("0.001")
+    for beyond in (low - step, high + step):
+        (refused,) = _problems(**{name: beyond})
+        assert refused.startswith(f"{name}: must be between {found[1]} and {found[2]}"), refused
