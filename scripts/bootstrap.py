@@ -1,8 +1,12 @@
-"""Create the project's virtual environment and install the project into it.
+"""Create the project's virtual environment and install the project and its plugins.
 
-Used by ``demo.py`` and ``test.py`` so that each is one command on a machine that
-has nothing but Python 3.10+. Standard library only: it runs before anything is
-installed.
+    python3 scripts/bootstrap.py demo|test
+
+sets up ``.venv`` and the Meltano plugins that ``demo.py`` or ``test.py`` needs,
+and runs nothing (for an image, or a machine that is set up once and run many
+times). Both scripts import it too, so that each is one command on a machine
+that has nothing but Python 3.10+. Standard library only: it runs before
+anything is installed.
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+DEMO_PLUGINS = ("tap-kaleyra-rcs", "target-duckdb", "dbt-duckdb")
+"""What the demo runs; the tests need every plugin in meltano.yml."""
+USAGE = (
+    "usage: python3 scripts/bootstrap.py demo|test  "
+    "(sets up .venv and the Meltano plugins the demo or the tests need; runs nothing)"
+)
 
 
 def say(message: str) -> None:
@@ -86,3 +96,20 @@ def meltano_install(env: dict[str, str], *plugins: str) -> None:
     started = time.monotonic()
     run(BIN / "meltano", "--log-level=warning", "install", *plugins, quiet=True, env=env)
     say(f"meltano install took {time.monotonic() - started:.1f} s")
+
+
+def main(arguments: list[str]) -> int:
+    """Set up for ``demo`` or ``test``; a wrong argument prints the usage and returns 2."""
+    if len(arguments) != 1 or arguments[0] not in {"demo", "test"}:
+        print(USAGE, file=sys.stderr)
+        return 2
+    (purpose,) = arguments
+    ensure_environment(purpose)
+    plugins = DEMO_PLUGINS if purpose == "demo" else ()
+    meltano_install({**os.environ, "KALEYRA_SANDBOX_PORT": "0"}, *plugins)
+    say(f"ready: python3 scripts/{purpose}.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -21,7 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bootstrap import BIN, ROOT, continue_in_environment, meltano_install, run, say
+from bootstrap import (
+    BIN,
+    DEMO_PLUGINS,
+    ROOT,
+    continue_in_environment,
+    meltano_install,
+    run,
+    say,
+)
 
 # meltano.yml's default for target-duckdb; TARGET_DUCKDB_FILEPATH overrides both.
 DATABASE = Path(os.environ.get("TARGET_DUCKDB_FILEPATH", ROOT / "output" / "warehouse.duckdb"))
@@ -126,7 +134,7 @@ def main() -> int:
     env = {**os.environ, "MELTANO_ENVIRONMENT": "sandbox"}
     # Only what this pipeline needs: the other loaders and dbt adapters (Snowflake
     # and BigQuery above all) would add minutes and hundreds of MB.
-    meltano_install(env, "tap-kaleyra-rcs", "target-duckdb", "dbt-duckdb")
+    meltano_install(env, *DEMO_PLUGINS)
     setup_seconds = time.time() - float(os.environ.get("KALEYRA_SETUP_STARTED", time.time()))
     DATABASE.parent.mkdir(exist_ok=True)
     sandbox, port = start_sandbox()

@@ -1,0 +1,82 @@
+"""The installed version names its commit; the changelog and the set-up command keep their form."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+
+from tests.support import BIN
+from tests.warehouses import ROOT
+
+KEEP_A_CHANGELOG_KINDS = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+
+
+def _tap(*args: str) -> str:
+    done = subprocess.run(
+        [str(BIN / "tap-kaleyra-rcs"), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def _head() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _tag_at_head() -> str | None:
+    done = subprocess.run(
+        ["git", "describe", "--tags", "--exact-match", "--match", "v*"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or None
+
+
+def test_version_and_about_give_the_installed_version_which_names_the_commit():
+    installed = version("tap-kaleyra-rcs")
+    assert _tap("--version").startswith(f"tap-kaleyra-rcs v{installed},")
+    assert json.loads(_tap("--about", "--format", "json"))["version"] == installed
+
+    tag = _tag_at_head()
+    if tag is not None:  # a release: exactly the tag's version
+        assert installed == tag.removeprefix("v")
+        return
+    found = re.fullmatch(r"\d+\.\d+(\.\d+)?\.dev\d+\+g([0-9a-f]{7,40})(\.d\d{8})?", installed)
+    assert found, f"{installed!r} is not a development version naming its commit"
+    assert _head().startswith(found[2]), (
+        f"installed {installed} is not this checkout's commit {_head()[:12]}: "
+        "run python3 scripts/test.py to reinstall"
+    )
+
+
+def test_the_changelog_keeps_a_changelog_form():
+    text = (ROOT / "CHANGELOG.md").read_text()
+    versions = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    assert versions[0] == "[Unreleased]"
+    for heading in versions[1:]:
+        assert re.fullmatch(r"\[\d+\.\d+\.\d+\] - \d{4}-\d{2}-\d{2}", heading), heading
+    kinds = set(re.findall(r"^### (.+)$", text, flags=re.MULTILINE))
+    assert kinds, "no entries"
+    assert kinds <= KEEP_A_CHANGELOG_KINDS
+
+
+@pytest.mark.parametrize("arguments", [[], ["prod"], ["demo", "test"]])
+def test_the_set_up_command_says_how_to_use_it(arguments):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bootstrap.py"), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("usage: python3 scripts/bootstrap.py demo|test")
+    assert done.stderr.count("\n") == 1
