@@ -155,9 +155,10 @@ def run_tap(
     *args: str,
     env: dict[str, str] | None = None,
     timeout: float = 120,
+    executable: str = TAP,
 ) -> TapRun:
-    """Run the installed ``tap-kaleyra-rcs`` and parse every stdout line as JSON."""
-    command = [TAP]
+    """Run the installed ``tap-kaleyra-rcs`` (or ``executable``); parse each stdout line."""
+    command = [executable]
     if config is not None:
         config_file = tmp_path / "config.json"
         config_file.write_text(json.dumps(config))

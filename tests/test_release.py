@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
 import sys
-from importlib.metadata import version
+from importlib.metadata import version as installed_version
 
 import pytest
 
@@ -41,7 +42,7 @@ def _tag_at_head() -> str | None:
 
 
 def test_version_and_about_give_the_installed_version_which_names_the_commit():
-    installed = version("tap-kaleyra-rcs")
+    installed = installed_version("tap-kaleyra-rcs")
     assert _tap("--version").startswith(f"tap-kaleyra-rcs v{installed},")
     assert json.loads(_tap("--about", "--format", "json"))["version"] == installed
 
@@ -80,3 +81,43 @@ def test_the_set_up_command_says_how_to_use_it(arguments):
     assert done.stdout == ""
     assert done.stderr.startswith("usage: python3 scripts/bootstrap.py demo|test")
     assert done.stderr.count("\n") == 1
+
+
+def _test_script():  # scripts/ is not a package: load scripts/test.py as a module
+    spec = importlib.util.spec_from_file_location("test_command", ROOT / "scripts" / "test.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return module
+
+
+def test_the_claimed_pythons_the_tested_ones_and_the_readme_agree():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    claimed = _test_script().claimed_versions()
+    (minimum,) = re.findall(r'^requires-python = ">=(3\.\d+)"$', pyproject, flags=re.MULTILINE)
+    minors = [int(version.split(".")[1]) for version in claimed]
+    assert claimed[0] == minimum
+    assert minors == list(range(minors[0], minors[0] + len(minors))), "a gap in the claims"
+    assert f"with Python {minimum}+ " in (ROOT / "README.md").read_text()
+    assert f"{sys.version_info.major}.{sys.version_info.minor}" in claimed
+    assert json.loads(_tap("--about", "--format", "json"))["supported_python_versions"] == claimed
+
+
+def test_the_running_python_is_found_and_an_unclaimed_one_is_not():
+    script = _test_script()
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    interpreter = script.find_interpreter(running)
+    assert interpreter is not None
+    done = subprocess.run(
+        [str(interpreter), "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == str(sys.version_info[:2])
+    assert script.find_interpreter("3.99") is None
