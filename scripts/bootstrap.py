@@ -20,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
+LOCKS = ROOT / "requirements"
+"""The exact versions (with hashes) the demo and the tests install; see docs/development.md."""
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 DEMO_PLUGINS = ("tap-kaleyra-rcs", "target-duckdb", "dbt-duckdb")
 """What the demo runs; the tests need every plugin in meltano.yml."""
@@ -55,20 +57,14 @@ def ensure_environment(extra: str) -> Path:
     if not (BIN / "python").exists():
         say(f"creating {VENV.relative_to(ROOT)}")
         venv.EnvBuilder(with_pip=True).create(VENV)
-    say(f"installing tap-kaleyra-rcs[{extra}] into {VENV.relative_to(ROOT)} (editable)")
-    # Editable, so that the tap every test runs as a subprocess is this checkout
-    # as it is now, never a copy taken at the last install.
-    run(
-        BIN / "python",
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--editable",
-        f".[{extra}]",
-        quiet=True,
-    )
+    lock = LOCKS / f"{extra}.txt"
+    say(f"installing {lock.relative_to(ROOT)} and tap-kaleyra-rcs (editable) into {VENV.name}")
+    pip = (BIN / "python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check")
+    # Exactly the locked versions, each checked against its hash; then the tap
+    # itself, editable, so that the tap every test runs as a subprocess is this
+    # checkout as it is now, never a copy taken at the last install.
+    run(*pip, "--require-hashes", "--no-deps", "--requirement", lock, quiet=True)
+    run(*pip, "--no-deps", "--editable", ".", quiet=True)
     return BIN
 
 

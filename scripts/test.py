@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bootstrap import BIN, ROOT, ensure_environment, meltano_install, run, say
+from bootstrap import BIN, LOCKS, ROOT, ensure_environment, meltano_install, run, say
 
 PYTEST_NO_TESTS = 5
 OTHER_VERSIONS_RUN = ("-m", "not e2e", "-p", "no:cacheprovider", "-q")
@@ -80,7 +80,8 @@ def other_versions() -> int:
         say(f"Python {version} ({interpreter}): installing into {home.relative_to(ROOT)}")
         run(BIN / "uv", "venv", "--quiet", "--allow-existing", "--python", interpreter, home)
         python = home / "bin" / "python"
-        run(BIN / "uv", "pip", "install", "--quiet", "--python", python, "--editable", ".[test]")
+        run(BIN / "uv", "pip", "sync", "--quiet", "--python", python, LOCKS / "test.txt")
+        run(BIN / "uv", "pip", "install", "--quiet", "--python", python, "--no-deps", "-e", ".")
         say(f"pytest -m 'not e2e' under Python {version}")
         if pytest_status(python, *OTHER_VERSIONS_RUN) != 0:
             say(f"tests failed under Python {version}")

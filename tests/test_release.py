@@ -121,3 +121,46 @@ def test_the_running_python_is_found_and_an_unclaimed_one_is_not():
     )
     assert done.stdout.strip() == str(sys.version_info[:2])
     assert script.find_interpreter("3.99") is None
+
+
+def _locked(extra: str) -> dict[str, str]:
+    """name → version of every pin in requirements/<extra>.txt that applies to this Python."""
+    from packaging.requirements import Requirement  # noqa: PLC0415 - only these tests need it
+
+    pins = {}
+    for line in (ROOT / "requirements" / f"{extra}.txt").read_text().splitlines():
+        if not line or line[0] in " #":
+            continue
+        requirement = Requirement(line.rstrip(" \\"))
+        if requirement.marker is None or requirement.marker.evaluate():
+            (specifier,) = requirement.specifier
+            pins[requirement.name.lower()] = specifier.version
+    return pins
+
+
+def _requirements(pyproject: str, section: str) -> list[str]:
+    (body,) = re.findall(rf"^{section} = \[\n((?:    .*\n)*)\]", pyproject, flags=re.MULTILINE)
+    return re.findall(r'^    "([^"]+)"', body, flags=re.MULTILINE)
+
+
+@pytest.mark.parametrize("extra", ["demo", "test"])
+def test_the_lock_satisfies_what_pyproject_asks_for(extra):
+    from packaging.requirements import Requirement  # noqa: PLC0415
+
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    locked = _locked(extra)
+    sections = ["dependencies", "demo", *(["test"] if extra == "test" else [])]
+    asked = [
+        Requirement(text) for section in sections for text in _requirements(pyproject, section)
+    ]
+    for requirement in asked:
+        if requirement.name == "tap-kaleyra-rcs":
+            continue
+        name = requirement.name.lower()
+        assert name in locked, f"{name} is not in requirements/{extra}.txt: refresh the lock"
+        assert requirement.specifier.contains(locked[name], prereleases=True), (name, locked[name])
+
+
+def test_this_environment_is_the_test_lock():
+    for name, pinned in _locked("test").items():
+        assert installed_version(name) == pinned, f"{name}: run python3 scripts/test.py"
