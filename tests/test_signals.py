@@ -37,11 +37,12 @@ def test_a_signal_mid_run_stops_promptly_without_activating(sandbox, tmp_path, s
         )
     complete = [t["id"] for agent in ("48900", "48901") for t in api.scenario.testers(agent)]
     try:
-        # Records go out in agent order and each agent's are flushed together:
-        # the first two agents' are all out while the tap waits for 48902.
+        # Records go out in agent order and each agent's are flushed together, its
+        # testers then its observations: the first two agents' are all out (twice
+        # len(complete) RECORD lines) while the tap waits for 48902.
         wait_until(
             lambda: (
-                _whole_records(out_path) >= len(complete)
+                _whole_records(out_path) >= 2 * len(complete)
                 and api.stats()["by_agent"].get("48902", 0) == 1
             ),
             what="the first two agents' records while 48902 is being fetched",
