@@ -51,7 +51,7 @@ def run(*command: str | Path, quiet: bool = False, env: dict[str, str] | None = 
 
 
 def ensure_environment(extra: str) -> Path:
-    """Make ``.venv`` (once) and install this checkout with ``extra``; return its bin dir."""
+    """Make ``.venv`` (once), install the ``extra`` lock and this checkout; return its bin dir."""
     if sys.version_info < (3, 10):  # noqa: UP036 - this file runs on any python3
         raise SystemExit("Python 3.10 or newer is needed")
     if not (BIN / "python").exists():

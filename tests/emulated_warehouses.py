@@ -54,6 +54,27 @@ def emulator_python(name: str) -> Path:
     return python
 
 
+def start_server(
+    name: str, command: list[str], base: Path, answers: t.Callable[[], bool]
+) -> subprocess.Popen[bytes]:
+    """Start an emulator, its output in ``base/<name>.log``; return once ``answers()`` holds.
+
+    An emulator that exits while starting fails at once, with the end of its log.
+    """
+    log = base / f"{name}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=base)
+
+    def started() -> bool:
+        if process.poll() is not None:
+            message = f"{name} exited: {log.read_text(errors='replace')[-2000:]}"
+            raise RuntimeError(message)
+        return answers()
+
+    wait_until(started, START_TIMEOUT, what=f"{name} to answer ({log})")
+    return process
+
+
 def stop_process(process: subprocess.Popen[t.Any]) -> None:
     """Terminate an emulator's process and wait for it; kill it if it will not go."""
     process.terminate()
@@ -211,27 +232,21 @@ class BigQueryEmulator:
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.bridge = GrpcTlsBridge(self.grpc_port, base / "tls.crt", base / "tls.key")
         self.url = f"http://127.0.0.1:{self.rest_port}"
-        self.log = base / "bqemulator.log"
-        with self.log.open("wb") as sink:
-            self._process = subprocess.Popen(
-                [
-                    str(python),
-                    str(EMULATORS / "bigquery_emulator.py"),
-                    "start",
-                    *("--rest-host", "127.0.0.1", "--rest-port", str(self.rest_port)),
-                    *("--grpc-host", "127.0.0.1", "--grpc-port", str(self.grpc_port)),
-                    *("--project", self.PROJECT, "--ephemeral"),
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                cwd=base,
-            )
-        wait_until(self._answers, START_TIMEOUT, what=f"bqemulator on {self.url} ({self.log})")
+        self._process = start_server(
+            "bqemulator",
+            [
+                str(python),
+                str(EMULATORS / "bigquery_emulator.py"),
+                "start",
+                *("--rest-host", "127.0.0.1", "--rest-port", str(self.rest_port)),
+                *("--grpc-host", "127.0.0.1", "--grpc-port", str(self.grpc_port)),
+                *("--project", self.PROJECT, "--ephemeral"),
+            ],
+            base,
+            self._answers,
+        )
 
     def _answers(self) -> bool:
-        if self._process.poll() is not None:
-            message = f"bqemulator exited: {self.log.read_text(errors='replace')[-2000:]}"
-            raise RuntimeError(message)
         try:
             return requests.get(self._api("datasets"), timeout=5).ok
         except requests.ConnectionError:
@@ -294,21 +309,12 @@ class FakeSnowflake:
     def __init__(self, base: Path) -> None:
         python = emulator_python("snowflake")
         self.port = free_port()
-        self.log = base / "fakesnow.log"
-        with self.log.open("wb") as sink:
-            self._server = subprocess.Popen(
-                [
-                    str(python.parent / "fakesnow"),
-                    "-s",
-                    "--host",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                cwd=base,
-            )
+        self._server = start_server(
+            "fakesnow",
+            [str(python.parent / "fakesnow"), "-s", "--host", "127.0.0.1", "-p", str(self.port)],
+            base,
+            self._answers,
+        )
         self._client = subprocess.Popen(
             [str(python), str(EMULATORS / "snowflake_client.py")],
             stdin=subprocess.PIPE,
@@ -316,14 +322,9 @@ class FakeSnowflake:
             text=True,
             env={**os.environ, "FAKESNOW_PORT": str(self.port)},
         )
-        self._lock = threading.Lock()
-        wait_until(self._answers, START_TIMEOUT, what=f"fakesnow on port {self.port} ({self.log})")
         self._ask({"sql": f"create database if not exists {self.DATABASE}"})
 
     def _answers(self) -> bool:
-        if self._server.poll() is not None:
-            message = f"fakesnow exited: {self.log.read_text(errors='replace')[-2000:]}"
-            raise RuntimeError(message)
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=5):
                 return True
@@ -333,10 +334,9 @@ class FakeSnowflake:
     def _ask(self, request: dict[str, str]) -> list[tuple[str, ...]]:
         assert self._client.stdin is not None
         assert self._client.stdout is not None
-        with self._lock:
-            self._client.stdin.write(json.dumps(request) + "\n")
-            self._client.stdin.flush()
-            answer = json.loads(self._client.stdout.readline() or '{"error": "client exited"}')
+        self._client.stdin.write(json.dumps(request) + "\n")
+        self._client.stdin.flush()
+        answer = json.loads(self._client.stdout.readline() or '{"error": "client exited"}')
         if "error" in answer:
             message = f"fakesnow: {answer['error']}\nrequest: {json.dumps(request)[:2000]}"
             raise AssertionError(message)

@@ -65,7 +65,11 @@ def _scenario(api: RunningSandbox, **agents: dict[str, t.Any]) -> dict[str, t.An
     return spec(agent_overrides=overrides)
 
 
-@pytest.fixture(params=["duckdb", "postgres", "bigquery", "snowflake"])
+WAREHOUSES = ("duckdb", "postgres", "bigquery", "snowflake")
+"""Every warehouse the scenario runs on, each through its own loader."""
+
+
+@pytest.fixture(params=WAREHOUSES)
 def warehouse(request, sandbox, tmp_path) -> tuple[Warehouse, RunningSandbox]:
     api = sandbox(spec())
     api.use(_scenario(api))

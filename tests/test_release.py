@@ -164,3 +164,18 @@ def test_the_lock_satisfies_what_pyproject_asks_for(extra):
 def test_this_environment_is_the_test_lock():
     for name, pinned in _locked("test").items():
         assert installed_version(name) == pinned, f"{name}: run python3 scripts/test.py"
+
+
+@pytest.mark.parametrize(("ci", "failures"), [("true", 1), (None, 0)])
+def test_a_claimed_python_missing_here_fails_only_under_ci(monkeypatch, capsys, ci, failures):
+    script = _test_script()
+    monkeypatch.setattr(script, "claimed_versions", lambda: ["3.99"])
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+
+    assert script.other_versions() == failures
+    assert "Python 3.99 is claimed in pyproject.toml but not installed here" in (
+        capsys.readouterr().err
+    )
