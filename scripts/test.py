@@ -1,13 +1,16 @@
 """The test command: set up ``.venv``, then lint, type-check and run every test.
 
-    python3 scripts/test.py [pytest arguments]
+    python3 scripts/test.py [--stage NAME ...] [pytest arguments]
 
-The whole suite runs on the Python that runs this script. Then, for every other
-Python version ``pyproject.toml`` claims (its classifiers), the tests that need no
-database and no Meltano (``-m "not e2e"``) run again under that version, in a
-virtual environment of its own (``.venvs/py3.X``). A claimed version with no
-interpreter on this machine is skipped with a warning, or fails the run when the
-``CI`` variable is set.
+With no ``--stage``, every stage of :data:`FULL_RUN` runs in order, as CI runs
+them: the whole suite on the Python that runs this script (both cores, with
+pytest-xdist), then, for every other Python version ``pyproject.toml`` claims
+(its classifiers), the tests that need no database and no Meltano (``-m "not
+e2e"``) in a virtual environment of its own (``.venvs/py3.X``). A claimed
+version with no interpreter on this machine is skipped with a warning, or fails
+the run when the ``CI`` variable is set. ``--stage`` runs only the stages named
+(the GitHub workflow runs them one job each). Every stage's time is printed at
+the end, and every pytest run prints its slowest tests.
 
 End-to-end tests need Debian's ``postgresql`` package for the PostgreSQL
 server binaries (``.ci/run`` installs it); the tests start and stop their own
@@ -21,15 +24,41 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+import typing as t
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bootstrap import BIN, LOCKS, ROOT, ensure_environment, meltano_install, run, say
+from bootstrap import (
+    BIN,
+    LOCKS,
+    ROOT,
+    UV_QUIET_COMPILED,
+    ensure_environment,
+    meltano_install,
+    run,
+    say,
+)
 
 PYTEST_NO_TESTS = 5
-OTHER_VERSIONS_RUN = ("-m", "not e2e", "-p", "no:cacheprovider", "-q")
+WORKERS = ("-n", "2", "--maxschedchunk", "1")
+"""pytest-xdist: two workers (this project's machines have two cores), each handed
+the next test when it finishes one, so that the longest, started first
+(tests/conftest.py), never leave one worker idle at the end."""
+SLOWEST = ("--durations=15",)
+"""Every pytest run lists its 15 slowest tests, so that a slow one shows in the log."""
+UNIT = ("-m", "not e2e")
+"""The tier without databases or Meltano: the one to run after each edit."""
+E2E = ("-m", "e2e")
+OTHER_VERSIONS_RUN = (*UNIT, *WORKERS, "-p", "no:cacheprovider", "-q", *SLOWEST)
 """What runs under each other claimed Python: every test that needs no database or Meltano."""
+
+FULL_RUN = ("venv", "plugins", "lint", "types", "tests", "other-pythons")
+"""The stages of ``python3 scripts/test.py``, in order."""
+SPLIT = {"tests": ("unit", "e2e"), "other-pythons": ("unit",)}
+"""Stages of the full run that the GitHub workflow runs as parts, one job each."""
+STAGE_TIMES: list[tuple[str, float]] = []
 
 
 def claimed_versions() -> list[str]:
@@ -54,6 +83,22 @@ def find_interpreter(version: str) -> Path | None:
     return Path(on_path) if on_path and works and works.returncode == 0 else None
 
 
+def timed(name: str) -> t.Callable[[t.Callable[..., int]], t.Callable[..., int]]:
+    """Record how long the stage ``name`` took, whatever its outcome."""
+
+    def wrap(stage: t.Callable[..., int]) -> t.Callable[..., int]:
+        def timed_stage(*arguments: str) -> int:
+            started = time.monotonic()
+            try:
+                return stage(*arguments)
+            finally:
+                STAGE_TIMES.append((name, time.monotonic() - started))
+
+        return timed_stage
+
+    return wrap
+
+
 def pytest_status(python: Path, *arguments: str) -> int:
     """Run pytest under ``python``; collecting no test counts as a failure."""
     command = [str(python), "-m", "pytest", *arguments]
@@ -76,35 +121,117 @@ def other_versions() -> int:
             say(f"Python {version} is claimed in pyproject.toml but not installed here")
             failed += 1 if os.environ.get("CI") else 0
             continue
-        home = ROOT / ".venvs" / f"py{version}"
-        say(f"Python {version} ({interpreter}): installing into {home.relative_to(ROOT)}")
-        run(BIN / "uv", "venv", "--quiet", "--allow-existing", "--python", interpreter, home)
-        python = home / "bin" / "python"
-        run(BIN / "uv", "pip", "sync", "--quiet", "--python", python, LOCKS / "test.txt")
-        run(BIN / "uv", "pip", "install", "--quiet", "--python", python, "--no-deps", "-e", ".")
-        say(f"pytest -m 'not e2e' under Python {version}")
-        if pytest_status(python, *OTHER_VERSIONS_RUN) != 0:
-            say(f"tests failed under Python {version}")
-            failed += 1
+        failed += timed(f"pytest -m 'not e2e', Python {version}")(_one_other_version)(
+            version, str(interpreter)
+        )
     return failed
 
 
-def main() -> int:
-    """Install, check and test; a run that collects no test fails."""
-    ensure_environment("test")
-    meltano_install({**os.environ, "KALEYRA_SANDBOX_PORT": "0"})
+def _one_other_version(version: str, interpreter: str) -> int:
+    home = ROOT / ".venvs" / f"py{version}"
+    say(f"Python {version} ({interpreter}): installing into {home.relative_to(ROOT)}")
+    run(BIN / "uv", "venv", "--quiet", "--allow-existing", "--python", interpreter, home)
+    python = home / "bin" / "python"
+    uv_pip = (BIN / "uv", "pip")
+    run(*uv_pip, "sync", *UV_QUIET_COMPILED, "--python", python, LOCKS / "test.txt")
+    run(*uv_pip, "install", *UV_QUIET_COMPILED, "--python", python, "--no-deps", "-e", ".")
+    say(f"pytest -m 'not e2e' under Python {version}")
+    if pytest_status(python, *OTHER_VERSIONS_RUN) != 0:
+        say(f"tests failed under Python {version}")
+        return 1
+    return 0
+
+
+def _lint() -> int:
     say("README settings table")
     run(BIN / "python", "scripts/readme_settings.py", "--check")
     say("ruff")
     run(BIN / "ruff", "check", ".")
     run(BIN / "ruff", "format", "--check", ".")
+    say("check-jsonschema: the GitHub workflows and meltano.yml")
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    run(BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
+    run(BIN / "check-jsonschema", "--builtin-schema", "vendor.meltano", ROOT / "meltano.yml")
+    return 0
+
+
+def _types() -> int:
     say("mypy --strict")
     run(BIN / "mypy")
-    say(f"pytest under Python {sys.version_info.major}.{sys.version_info.minor}")
-    status = pytest_status(BIN / "python", *sys.argv[1:])
-    if other_versions():
-        return 1
-    return status
+    return 0
+
+
+def _pytest(name: str, *selection: str) -> t.Callable[..., int]:
+    def stage(*arguments: str) -> int:
+        say(f"pytest {' '.join(selection) or '(every test)'} under Python {_running()}")
+        durations = () if any(a.startswith("--durations") for a in arguments) else SLOWEST
+        return pytest_status(BIN / "python", *selection, *WORKERS, *durations, *arguments)
+
+    stage.__name__ = name
+    return stage
+
+
+def _running() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+STAGES: dict[str, t.Callable[..., int]] = {
+    "venv": lambda *_: 0 if ensure_environment("test") else 1,
+    "plugins": lambda *_: meltano_install({**os.environ, "KALEYRA_SANDBOX_PORT": "0"}) or 0,
+    "lint": lambda *_: _lint(),
+    "types": lambda *_: _types(),
+    "tests": _pytest("tests"),
+    "unit": _pytest("unit", *UNIT),
+    "e2e": _pytest("e2e", *E2E),
+    "other-pythons": lambda *_: 1 if other_versions() else 0,
+}
+"""Each stage by name; ``tests``, ``unit`` and ``e2e`` take pytest's arguments."""
+
+
+def parse(arguments: list[str]) -> tuple[list[str], list[str]]:
+    """The stages asked for (``--stage NAME``, repeatable; none: the full run), pytest's rest."""
+    stages, rest = [], []
+    words = iter(arguments)
+    for word in words:
+        if word == "--stage":
+            name = next(words, "")
+            if name not in STAGES:
+                raise SystemExit(f"--stage takes one of {', '.join(STAGES)}; got {name!r}")
+            stages.append(name)
+        else:
+            rest.append(word)
+    return stages or list(FULL_RUN), rest
+
+
+def print_times() -> None:
+    """The table of stage times, at the end of every run."""
+    say("stage times")
+    width = max(len(name) for name, _ in STAGE_TIMES)
+    for name, seconds in STAGE_TIMES:
+        print(f"    {name:<{width}}  {seconds:7.1f} s", file=sys.stderr)
+    total = sum(seconds for _, seconds in STAGE_TIMES)
+    print(f"    {'total':<{width}}  {total:7.1f} s", file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    """Run the stages asked for; a failed one fails the run, and no test collected fails it."""
+    stages, pytest_arguments = parse(sys.argv[1:])
+    started = float(os.environ.get("KALEYRA_SETUP_STARTED", time.time()))
+    failed = []
+    try:
+        for name in stages:
+            if name != "other-pythons":
+                status = timed(name)(STAGES[name])(*pytest_arguments)
+            else:
+                status = STAGES[name]()
+            if status != 0:
+                failed.append(name)
+    finally:
+        print_times()
+        say(f"wall time {time.time() - started:.1f} s")
+    if failed:
+        say(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hypothesis import settings
 
 from tests.emulated_warehouses import BigQueryEmulator, FakeSnowflake
@@ -58,6 +59,38 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(message)
 
 
+START_FIRST = (
+    "tests/test_history_e2e.py::test_history_of_every_change_survives_a_rebuild_from_raw_data[bigquery]",
+    "tests/test_history_e2e.py::test_history_of_every_change_survives_a_rebuild_from_raw_data[snowflake]",
+    "tests/test_history_e2e.py::",
+    "tests/test_models_e2e.py::",
+    "tests/test_schedule_e2e.py::",
+    "tests/test_loaders_on_emulators.py::",
+    "tests/test_loader_contracts.py::",
+    "tests/test_project.py::",
+    "tests/test_dbt_package.py::",
+)
+"""The longest tests, longest first (docs/development.md has their times).
+
+pytest-xdist hands each worker the next test as it finishes one (``--maxschedchunk
+1`` in scripts/test.py); started first, the longest tests run beside the many
+short ones instead of after them, when one worker would be left alone."""
+
+
+def _start_order(item: pytest.Item) -> tuple[int, int]:
+    """Where ``item`` starts: named in START_FIRST by its place there, then the other
+    end-to-end tests, then the rest; collection order within each."""
+    for place, prefix in enumerate(START_FIRST):
+        if item.nodeid.startswith(prefix):
+            return (place, 0)
+    return (len(START_FIRST), 0 if item.get_closest_marker("e2e") else 1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first (a stable sort: the same order in every worker)."""
+    items.sort(key=_start_order)
+
+
 @pytest.fixture
 def sandbox() -> t.Iterator[t.Callable[..., RunningSandbox]]:
     """Start sandboxes with a given scenario; all are stopped after the test."""
@@ -74,16 +107,21 @@ def sandbox() -> t.Iterator[t.Callable[..., RunningSandbox]]:
 
 
 @pytest.fixture(scope="session")
-def meltano_plugins() -> None:
-    """Install the plugins meltano.yml defines, once per test session."""
-    done = subprocess.run(
-        [MELTANO, "--log-level=warning", "install"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "KALEYRA_SANDBOX_PORT": "0"},
-    )
+def meltano_plugins(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Install the plugins meltano.yml defines, once per test session.
+
+    Under pytest-xdist every worker asks; a lock shared by the workers makes the
+    second wait for the first, then find every plugin installed already.
+    """
+    with FileLock(tmp_path_factory.getbasetemp().parent / "meltano-install.lock"):
+        done = subprocess.run(
+            [MELTANO, "--log-level=warning", "install"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "KALEYRA_SANDBOX_PORT": "0", "UV_COMPILE_BYTECODE": "1"},
+        )
     assert done.returncode == 0, done.stderr[-3000:]
 
 
@@ -114,6 +152,24 @@ def snowflake(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FakeSnowfl
     emulator = FakeSnowflake(tmp_path_factory.mktemp("snowflake"))
     yield emulator
     emulator.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On a pytest-xdist worker: hand what it counted to the controller, which prints it."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["model_rows"] = MODEL_ROWS
+        output["key_scans"] = [KEY_SCANS.tap_runs, KEY_SCANS.texts, KEY_SCANS.characters]
+
+
+def pytest_testnodedown(node: t.Any, error: object) -> None:
+    """On the controller: add up what each worker counted."""
+    output = getattr(node, "workeroutput", {})
+    MODEL_ROWS.extend(output.get("model_rows", []))
+    tap_runs, texts, characters = output.get("key_scans", [0, 0, 0])
+    KEY_SCANS.tap_runs += tap_runs
+    KEY_SCANS.texts += texts
+    KEY_SCANS.characters += characters
 
 
 def pytest_terminal_summary(terminalreporter: t.Any) -> None:

@@ -20,6 +20,7 @@ import typing as t
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import requests
+from filelock import FileLock
 
 from tests.support import BIN
 from tests.warehouses import ROOT, free_port, wait_until
@@ -40,17 +41,31 @@ def emulator_python(name: str) -> Path:
     home = ENVIRONMENTS / name
     python = home / "bin" / "python"
     stamp = home / "installed-pins.sha256"
-    if python.exists() and stamp.exists() and stamp.read_text() == pins:
-        return python
-    uv = str(BIN / "uv")
-    subprocess.run(
-        [uv, "venv", "--quiet", "--allow-existing", "--python", str(BIN / "python"), str(home)],
-        check=True,
-    )
-    subprocess.run(
-        [uv, "pip", "sync", "--quiet", "--python", str(python), str(requirements)], check=True
-    )
-    stamp.write_text(pins)
+    ENVIRONMENTS.mkdir(exist_ok=True)
+    # pytest-xdist's workers may both start one: the second waits, then finds it installed.
+    with FileLock(ENVIRONMENTS / f"{name}.lock"):
+        if python.exists() and stamp.exists() and stamp.read_text() == pins:
+            return python
+        uv = str(BIN / "uv")
+        subprocess.run(
+            [uv, "venv", "--quiet", "--allow-existing", "--python", str(BIN / "python"), str(home)],
+            check=True,
+        )
+        subprocess.run(
+            # Bytecode compiled once, not at each start (PYTHONDONTWRITEBYTECODE may be set).
+            [
+                uv,
+                "pip",
+                "sync",
+                "--quiet",
+                "--compile-bytecode",
+                "--python",
+                str(python),
+                str(requirements),
+            ],
+            check=True,
+        )
+        stamp.write_text(pins)
     return python
 
 

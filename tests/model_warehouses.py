@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import duckdb
+from filelock import FileLock
 
 from tests.emulated_warehouses import EMULATORS
 from tests.warehouses import MELTANO, ROOT, meltano, meltano_env, meltano_run, postgres_env
@@ -292,14 +293,31 @@ class SnowflakeWarehouse(Warehouse):
         return self._ran(self._tap_then_load(env), job=False)
 
 
+_SNOWFLAKE_DBT_PACKAGES: list[bool] = []
+"""Non-empty once this process ran ``dbt deps`` in the Snowflake test project."""
+
+
+def _install_snowflake_dbt_packages(env: dict[str, str]) -> None:
+    """``dbt deps`` in tests/emulators/dbt_snowflake, once per test process.
+
+    It links transform/ in as a local package (a symlink: later edits show through).
+    Workers share that folder, so a lock keeps one ``dbt deps`` at a time.
+    """
+    if _SNOWFLAKE_DBT_PACKAGES:
+        return
+    with FileLock(EMULATORS / "dbt_snowflake" / ".deps.lock"):
+        deps = meltano(env, "invoke", "dbt-snowflake", "deps")
+    assert deps.returncode == 0, (deps.stdout + deps.stderr)[-3000:]
+    _SNOWFLAKE_DBT_PACKAGES.append(True)
+
+
 def _snowflake(
     emulator: FakeSnowflake, api: RunningSandbox, tmp_path: Path, **env: str
 ) -> Warehouse:
     """A schema of this test's own on fakesnow; dbt-snowflake builds the project's models."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     full_env = meltano_env(tmp_path, api.url, **emulator.env(schema), **env)
-    deps = meltano(full_env, "invoke", "dbt-snowflake", "deps")
-    assert deps.returncode == 0, (deps.stdout + deps.stderr)[-3000:]
+    _install_snowflake_dbt_packages(full_env)
 
     return SnowflakeWarehouse(
         "snowflake",

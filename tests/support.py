@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import string
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tap_kaleyra_rcs.sandbox import DEFAULT_API_KEY, DEFAULT_SID, SandboxServer, Scenario
+from tests.in_process import run_in_process
 
 BIN = Path(sys.executable).parent
 TAP = str(BIN / "tap-kaleyra-rcs")
@@ -155,22 +157,53 @@ def run_tap(
     *args: str,
     env: dict[str, str] | None = None,
     timeout: float = 120,
-    executable: str = TAP,
+    executable: str | None = None,
 ) -> TapRun:
-    """Run the installed ``tap-kaleyra-rcs`` (or ``executable``); parse each stdout line."""
-    command = [executable]
+    """Run the tap with these settings and arguments; parse each stdout line.
+
+    By default in this process (:func:`run_in_process`): the same entry point the
+    ``tap-kaleyra-rcs`` command calls, at a fraction of a new interpreter's cost.
+    An ``executable`` (``TAP``: the installed command) runs as a subprocess
+    instead, for what only a process shows: the console script, the interpreter's
+    own exit and output, signals and pipes.
+    """
+    arguments = []
     if config is not None:
         config_file = tmp_path / "config.json"
         config_file.write_text(json.dumps(config))
-        command += ["--config", str(config_file)]
-    command += list(args)
+        arguments += ["--config", str(config_file)]
+    arguments += list(args)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KALEYRA_RCS_")}
     full_env.update(env or {})
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, env=full_env, check=False
-    )
+    if executable is not None:
+        done = subprocess.run(
+            [executable, *arguments],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+            check=False,
+        )
+        run = TapRun(done.returncode, done.stdout, done.stderr)
+    else:
+        run = TapRun(*run_in_process(arguments, full_env))
     secret = (config or {}).get("api_key") or (env or {}).get("TAP_KALEYRA_RCS_API_KEY")
     if secret:
         # Every run, whatever it tests, also checks that no piece of the key leaks.
-        assert_no_key(done.stdout + done.stderr, secret, tap_run=True)
-    return TapRun(done.returncode, done.stdout, done.stderr)
+        assert_no_key(run.stdout + run.stderr, secret, tap_run=True)
+    return run
+
+
+def load_test_command() -> t.Any:
+    """scripts/test.py as a module (scripts/ is not a package), for its stages and versions."""
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("test_command", root / "scripts" / "test.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(root / "scripts"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(root / "scripts"))
+    return module

@@ -61,7 +61,7 @@ def test_about_marks_the_api_key_secret():
 
 
 def test_discover_gives_the_testers_their_observations_and_the_run_log_streams(tmp_path):
-    run = run_tap({"sid": "x"}, tmp_path, "--discover")
+    run = run_tap({"sid": "x"}, tmp_path, "--discover", executable=TAP)
     assert run.returncode == 0
     streams = {entry["tap_stream_id"]: entry for entry in json.loads(run.stdout)["streams"]}
     assert list(streams) == [
@@ -91,13 +91,15 @@ def test_discover_gives_the_testers_their_observations_and_the_run_log_streams(t
 
 def test_a_catalog_can_deselect_a_field(sandbox, tmp_path):
     api = sandbox({"agents": 1})
-    catalog = json.loads(run_tap(api.config(), tmp_path, "--discover").stdout)
+    catalog = json.loads(run_tap(api.config(), tmp_path, "--discover", executable=TAP).stdout)
     for entry in catalog["streams"][0]["metadata"]:
         if entry["breadcrumb"] == ["properties", "phoneno"]:
             entry["metadata"]["selected"] = False
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
 
-    run = run_tap(api.config(), tmp_path, "--catalog", str(tmp_path / "catalog.json"))
+    run = run_tap(
+        api.config(), tmp_path, "--catalog", str(tmp_path / "catalog.json"), executable=TAP
+    )
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 5
     assert all("phoneno" not in r for r in run.records)
@@ -105,10 +107,12 @@ def test_a_catalog_can_deselect_a_field(sandbox, tmp_path):
 
 def test_state_from_a_previous_run_is_accepted_and_all_testers_come_again(sandbox, tmp_path):
     api = sandbox({"agents": 2})
-    first = run_tap(api.config(), tmp_path)
+    first = run_tap(api.config(), tmp_path, executable=TAP)
     (tmp_path / "state.json").write_text(json.dumps(first.of_type("STATE")[-1]["value"]))
 
-    second = run_tap(api.config(), tmp_path, "--state", str(tmp_path / "state.json"))
+    second = run_tap(
+        api.config(), tmp_path, "--state", str(tmp_path / "state.json"), executable=TAP
+    )
     assert second.returncode == 0, second.stderr
     assert [r["id"] for r in second.records] == [r["id"] for r in first.records]
 
@@ -122,7 +126,7 @@ def test_config_from_environment_variables(sandbox, tmp_path):
         "TAP_KALEYRA_RCS_AGENT_NUMBERS": '["48901", 48900]',
         "TAP_KALEYRA_RCS_BASE_URL": config["base_url"],
     }
-    run = run_tap(None, tmp_path, "--config", "ENV", env=env)
+    run = run_tap(None, tmp_path, "--config", "ENV", env=env, executable=TAP)
     assert run.returncode == 0, run.stderr
     assert config["api_key"] not in run.stdout + run.stderr
     assert [r["agent_no"] for r in run.records][::5] == ["48901", "48900"]
@@ -131,7 +135,7 @@ def test_config_from_environment_variables(sandbox, tmp_path):
 def test_a_stream_map_can_hash_the_phone_number(sandbox, tmp_path):
     api = sandbox({"agents": 1})
     maps = {"testers": {"phoneno": "md5(phoneno)"}}
-    run = run_tap(api.config(stream_maps=maps), tmp_path)
+    run = run_tap(api.config(stream_maps=maps), tmp_path, executable=TAP)
     assert run.returncode == 0, run.stderr
     originals = [t["phoneno"] for t in api.scenario.testers("48900")]
     expected = [hashlib.md5(p.encode()).hexdigest() for p in originals]  # noqa: S324
@@ -140,7 +144,9 @@ def test_a_stream_map_can_hash_the_phone_number(sandbox, tmp_path):
 
 def test_a_stream_map_can_drop_the_phone_number(sandbox, tmp_path):
     api = sandbox({"agents": 1})
-    run = run_tap(api.config(stream_maps={"testers": {"phoneno": "__NULL__"}}), tmp_path)
+    run = run_tap(
+        api.config(stream_maps={"testers": {"phoneno": "__NULL__"}}), tmp_path, executable=TAP
+    )
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 5
     assert all("phoneno" not in r for r in run.records)
@@ -149,7 +155,9 @@ def test_a_stream_map_can_drop_the_phone_number(sandbox, tmp_path):
 
 def test_flattening_still_emits_every_record(sandbox, tmp_path):
     api = sandbox({"agents": 2})
-    run = run_tap(api.config(flattening_enabled=True, flattening_max_depth=1), tmp_path)
+    run = run_tap(
+        api.config(flattening_enabled=True, flattening_max_depth=1), tmp_path, executable=TAP
+    )
     assert run.returncode == 0, run.stderr
     assert len(run.records) == 10
 
@@ -172,7 +180,7 @@ def test_bad_settings_are_reported_by_name_before_any_request(sandbox, tmp_path)
     config = api.config(
         sid="ab/../cd", agent_numbers=["48900", "  "], pod="eu", base_url="http://kaleyra.example"
     )
-    run = run_tap(config, tmp_path)
+    run = run_tap(config, tmp_path, executable=TAP)
 
     assert run.returncode == 1
     assert "Traceback" not in run.stderr
@@ -184,7 +192,7 @@ def test_bad_settings_are_reported_by_name_before_any_request(sandbox, tmp_path)
 
 def test_debug_logging_never_shows_the_api_key(sandbox, tmp_path):
     api = sandbox({"agents": 2, "agent_overrides": {"48901": {"faults": [{"status": 503}]}}})
-    run = run_tap(api.config(), tmp_path, env={"TAP_KALEYRA_RCS_LOGLEVEL": "DEBUG"})
+    run = run_tap(api.config(), tmp_path, env={"TAP_KALEYRA_RCS_LOGLEVEL": "DEBUG"}, executable=TAP)
     assert run.returncode == 0, run.stderr
     assert "DEBUG" in run.stderr
     assert api.config()["api_key"] not in run.stdout + run.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tap_kaleyra_rcs.sandbox import default_agents
-from tests.support import run_tap
+from tests.support import TAP, run_tap
 
 
 def test_records_come_in_configured_order_whatever_order_responses_arrive(sandbox, tmp_path):
@@ -155,7 +155,9 @@ def test_the_first_fatal_error_stops_the_run_without_waiting_for_the_rest(sandbo
     }
     api = sandbox({"agents": 40, "agent_overrides": slow})
     config = api.config(max_concurrent_agents=workers, emit_activate_version_messages=True)
-    run = run_tap(config, tmp_path)
+    # The installed command: that the process exits with requests still in flight
+    # is the behaviour under test.
+    run = run_tap(config, tmp_path, executable=TAP)
 
     assert run.returncode == 1
     assert "agent 48901" in run.last_line

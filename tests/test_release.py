@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -11,7 +10,7 @@ from importlib.metadata import version as installed_version
 
 import pytest
 
-from tests.support import BIN
+from tests.support import BIN, load_test_command
 from tests.warehouses import ROOT
 
 KEEP_A_CHANGELOG_KINDS = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
@@ -83,22 +82,9 @@ def test_the_set_up_command_says_how_to_use_it(arguments):
     assert done.stderr.count("\n") == 1
 
 
-def _test_script():  # scripts/ is not a package: load scripts/test.py as a module
-    spec = importlib.util.spec_from_file_location("test_command", ROOT / "scripts" / "test.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    return module
-
-
 def test_the_claimed_pythons_the_tested_ones_and_the_readme_agree():
     pyproject = (ROOT / "pyproject.toml").read_text()
-    claimed = _test_script().claimed_versions()
+    claimed = load_test_command().claimed_versions()
     (minimum,) = re.findall(r'^requires-python = ">=(3\.\d+)"$', pyproject, flags=re.MULTILINE)
     minors = [int(version.split(".")[1]) for version in claimed]
     assert claimed[0] == minimum
@@ -109,7 +95,7 @@ def test_the_claimed_pythons_the_tested_ones_and_the_readme_agree():
 
 
 def test_the_running_python_is_found_and_an_unclaimed_one_is_not():
-    script = _test_script()
+    script = load_test_command()
     running = f"{sys.version_info.major}.{sys.version_info.minor}"
     interpreter = script.find_interpreter(running)
     assert interpreter is not None
@@ -168,7 +154,7 @@ def test_this_environment_is_the_test_lock():
 
 @pytest.mark.parametrize(("ci", "failures"), [("true", 1), (None, 0)])
 def test_a_claimed_python_missing_here_fails_only_under_ci(monkeypatch, capsys, ci, failures):
-    script = _test_script()
+    script = load_test_command()
     monkeypatch.setattr(script, "claimed_versions", lambda: ["3.99"])
     if ci is None:
         monkeypatch.delenv("CI", raising=False)

@@ -16,6 +16,7 @@ import typing as t
 import duckdb
 import pytest
 
+from tests.processes import command_line, with_environment
 from tests.warehouses import (
     MELTANO,
     ROOT,
@@ -116,14 +117,18 @@ def _wait_for_the_slow_agent(api: RunningSandbox) -> None:
     wait_until(lambda: "48905" in api.stats()["by_agent"], timeout=120)
 
 
-def _tap_processes() -> list[str]:
-    found = subprocess.run(
-        ["pgrep", "-f", f"{ROOT}/.meltano/extractors/.*/tap-kaleyra-rcs"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return found.stdout.split()
+def _tap_processes(env: dict[str, str]) -> list[int]:
+    """The taps this test's Meltano started: other tests may be running taps meanwhile.
+
+    Each test's Meltano has a .meltano/ of its own (``MELTANO_SYS_DIR_ROOT``), which
+    every process it starts inherits in its environment.
+    """
+    ours = with_environment("MELTANO_SYS_DIR_ROOT", env["MELTANO_SYS_DIR_ROOT"])
+    return [
+        pid
+        for pid in ours
+        if any(part.endswith("/bin/tap-kaleyra-rcs") for part in command_line(pid))
+    ]
 
 
 def test_a_second_run_of_the_job_is_refused_while_the_first_runs(sandbox, tmp_path):
@@ -168,14 +173,14 @@ def test_a_signalled_meltano_run_stops_the_tap_and_exits(sandbox, tmp_path, sign
     running = meltano_start(env, "testers-duckdb", log=tmp_path / "run.log")
     try:
         _wait_for_the_slow_agent(api)
-        assert _tap_processes()
+        assert _tap_processes(env)
         running.send_signal(signum)
         assert running.wait(timeout=120) == status
     finally:
         if running.poll() is None:
             running.kill()
             running.wait()
-    assert _tap_processes() == []
+    assert _tap_processes(env) == []
     assert SUMMARY.search((tmp_path / "run.log").read_text()) is None
 
 
@@ -198,7 +203,7 @@ def test_sigterm_to_schedule_run_leaves_its_meltano_run_going(sandbox, tmp_path)
         _wait_for_the_slow_agent(api)
         wrapper.send_signal(signal.SIGTERM)
         assert wrapper.wait(timeout=120) == -signal.SIGTERM
-        assert _tap_processes()
+        assert _tap_processes(env)
     finally:
         os.killpg(wrapper.pid, signal.SIGTERM)
-        wait_until(lambda: _tap_processes() == [], timeout=120)
+        wait_until(lambda: _tap_processes(env) == [], timeout=120)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import pytest
 
 from tap_kaleyra_rcs import output, streams
@@ -91,6 +93,15 @@ def test_fast_path_was_checked_against_the_installed_sdk():
         "then update FAST_PATH_CHECKED_AGAINST (see README, 'Upgrading singer-sdk')."
     )
     assert streams.FAST_PATH_SAFE
+
+
+def test_the_sdk_version_read_beside_it_is_the_one_its_metadata_gives(monkeypatch):
+    assert streams.installed_sdk_version() == importlib.metadata.version("singer-sdk")
+    # Another kind of install (no single dist-info folder beside the package):
+    # the answer still comes, from importlib.metadata.
+    monkeypatch.setattr(streams.Path, "glob", lambda *_: iter(()))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: f"{name} from metadata")
+    assert streams.installed_sdk_version() == "singer-sdk from metadata"
 
 
 def test_another_sdk_sends_every_record_through_the_sdks_own_path(sandbox, monkeypatch, capfd):

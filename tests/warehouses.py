@@ -17,6 +17,8 @@ from tests.support import BIN
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(BIN / "meltano")
+DBT_KINDS = ("DUCKDB", "POSTGRES", "BIGQUERY", "SNOWFLAKE")
+"""The dbt plugins meltano.yml defines, as their settings' variable prefixes say them."""
 
 
 def free_port() -> int:
@@ -122,6 +124,25 @@ class Postgres:
         self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
 
+PLUGIN_FOLDERS = ("extractors", "loaders", "utilities", "mappers", "transformers")
+"""The folders of .meltano/ that hold installed plugins; the rest is per run."""
+
+
+def own_meltano_folder(tmp_path: Path) -> str:
+    """A .meltano/ of this test's own that shares the installed plugins.
+
+    Meltano writes each run's catalog and state to fixed names under
+    .meltano/run/; two tests running Meltano at once (pytest-xdist) would read
+    each other's. The plugins' environments are linked in, not installed again.
+    """
+    folder = tmp_path / ".meltano"
+    if not folder.exists():
+        folder.mkdir()
+        for name in PLUGIN_FOLDERS:
+            (folder / name).symlink_to(ROOT / ".meltano" / name, target_is_directory=True)
+    return str(folder)
+
+
 def meltano_env(tmp_path: Path, sandbox_url: str, **extra: str) -> dict[str, str]:
     """Environment for one test's Meltano runs: its own system DB, files and schema."""
     env = {
@@ -133,11 +154,19 @@ def meltano_env(tmp_path: Path, sandbox_url: str, **extra: str) -> dict[str, str
         {
             "MELTANO_ENVIRONMENT": "sandbox",
             "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+            "MELTANO_SYS_DIR_ROOT": own_meltano_folder(tmp_path),
             "KALEYRA_SANDBOX_PORT": sandbox_url.rsplit(":", 1)[1],
             "TARGET_DUCKDB_FILEPATH": str(tmp_path / "warehouse.duckdb"),
             "TARGET_JSONL_DESTINATION_PATH": str(tmp_path),
             # No sandbox retries needed to pass: keep failing runs short.
             "TAP_KALEYRA_RCS_MAX_RETRIES": "1",
+            # dbt's target/ and logs/ per test: two tests building at once (pytest-xdist)
+            # would overwrite each other's manifest and partial-parse files.
+            **{
+                f"DBT_{kind}_DBT_{folder}_PATH": str(tmp_path / "dbt" / folder.lower())
+                for kind in DBT_KINDS
+                for folder in ("TARGET", "LOG")
+            },
         }
     )
     env.update(extra)
