@@ -46,6 +46,9 @@ WORKERS = ("-n", "2", "--maxschedchunk", "1")
 """pytest-xdist: two workers (this project's machines have two cores), each handed
 the next test when it finishes one, so that the longest, started first
 (tests/conftest.py), never leave one worker idle at the end."""
+E2E_WORKERS = ("-n", "3", "--maxschedchunk", "1")
+"""With the end-to-end tests, a third worker: about a fifth of their time is spent
+waiting (loaders' pauses, emulators, databases), which two workers leave idle."""
 SLOWEST = ("--durations=15",)
 """Every pytest run lists its 15 slowest tests, so that a slow one shows in the log."""
 UNIT = ("-m", "not e2e")
@@ -161,11 +164,11 @@ def _types() -> int:
     return 0
 
 
-def _pytest(name: str, *selection: str) -> t.Callable[..., int]:
+def _pytest(name: str, *selection: str, workers: tuple[str, ...] = WORKERS) -> t.Callable[..., int]:
     def stage(*arguments: str) -> int:
         say(f"pytest {' '.join(selection) or '(every test)'} under Python {_running()}")
         durations = () if any(a.startswith("--durations") for a in arguments) else SLOWEST
-        return pytest_status(BIN / "python", *selection, *WORKERS, *durations, *arguments)
+        return pytest_status(BIN / "python", *selection, *workers, *durations, *arguments)
 
     stage.__name__ = name
     return stage
@@ -180,9 +183,9 @@ STAGES: dict[str, t.Callable[..., int]] = {
     "plugins": lambda *_: meltano_install({**os.environ, "KALEYRA_SANDBOX_PORT": "0"}) or 0,
     "lint": lambda *_: _lint(),
     "types": lambda *_: _types(),
-    "tests": _pytest("tests"),
+    "tests": _pytest("tests", workers=E2E_WORKERS),
     "unit": _pytest("unit", *UNIT),
-    "e2e": _pytest("e2e", *E2E),
+    "e2e": _pytest("e2e", *E2E, workers=E2E_WORKERS),
     "other-pythons": lambda *_: 1 if other_versions() else 0,
 }
 """Each stage by name; ``tests``, ``unit`` and ``e2e`` take pytest's arguments."""

@@ -203,9 +203,7 @@ def test_postgres_a_killed_tap_marks_nothing_deleted(pg_pipeline):
     try:
         wait_until(lambda: "48905" in api.stats()["by_agent"], what="the tap asking for 48905")
         # Only the tap this Meltano run started: other runs may share the machine.
-        (tap,) = [
-            pid for pid in descendants(running.pid) if _is_installed_tap(pid, pg_pipeline.env)
-        ]
+        (tap,) = [pid for pid in descendants(running.pid) if _is_installed_tap(pid)]
         os.kill(tap, signal.SIGKILL)
         assert running.wait(timeout=120) != 0
     finally:

@@ -2,7 +2,8 @@
 
 Meltano passes no loader config on to a later step, so each dbt utility declares
 the loader's namespace and setting names, and repeats its defaults. These tests
-read both through the real Meltano CLI and require them to agree.
+read both through the real Meltano CLI and require them to agree. They run
+Meltano, so they belong to the end-to-end tier (run once, under the main Python).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import pytest
 import yaml
 
 from tests.warehouses import MELTANO, ROOT
+
+pytestmark = pytest.mark.e2e
 
 PAIRS = [
     ("target-duckdb", "dbt-duckdb"),
