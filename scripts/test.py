@@ -19,11 +19,13 @@ server on 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import typing as t
 from pathlib import Path
@@ -46,9 +48,6 @@ WORKERS = ("-n", "2", "--maxschedchunk", "1")
 """pytest-xdist: two workers (this project's machines have two cores), each handed
 the next test when it finishes one, so that the longest, started first
 (tests/conftest.py), never leave one worker idle at the end."""
-E2E_WORKERS = ("-n", "3", "--maxschedchunk", "1")
-"""With the end-to-end tests, a third worker: about a fifth of their time is spent
-waiting (loaders' pauses, emulators, databases), which two workers leave idle."""
 SLOWEST = ("--durations=15",)
 """Every pytest run lists its 15 slowest tests, so that a slow one shows in the log."""
 UNIT = ("-m", "not e2e")
@@ -56,6 +55,9 @@ UNIT = ("-m", "not e2e")
 E2E = ("-m", "e2e")
 OTHER_VERSIONS_RUN = (*UNIT, *WORKERS, "-p", "no:cacheprovider", "-q", *SLOWEST)
 """What runs under each other claimed Python: every test that needs no database or Meltano."""
+OTHER_VERSIONS_BESIDE = (*UNIT, "-p", "no:cacheprovider", "-q", *SLOWEST)
+"""The same, one process, beside the main Python's tests: they leave about a fifth of
+the two cores idle (waiting on loaders, emulators and databases), which this fills."""
 
 FULL_RUN = ("venv", "plugins", "lint", "types", "tests", "other-pythons")
 """The stages of ``python3 scripts/test.py``, in order."""
@@ -102,18 +104,28 @@ def timed(name: str) -> t.Callable[[t.Callable[..., int]], t.Callable[..., int]]
     return wrap
 
 
-def pytest_status(python: Path, *arguments: str) -> int:
-    """Run pytest under ``python``; collecting no test counts as a failure."""
+def pytest_status(python: Path, *arguments: str, log: Path | None = None) -> int:
+    """Run pytest under ``python``; collecting no test counts as a failure.
+
+    With ``log``, its output goes to that file instead of this one's.
+    """
     command = [str(python), "-m", "pytest", *arguments]
-    status = subprocess.run(command, cwd=ROOT, check=False).returncode
+    with log.open("w") if log else contextlib.nullcontext() as out:
+        status = subprocess.run(
+            command, cwd=ROOT, check=False, stdout=out, stderr=subprocess.STDOUT if out else None
+        ).returncode
     if status == PYTEST_NO_TESTS:
         say(f"pytest under {python} collected no tests: that is a failure")
         return 1
     return status
 
 
-def other_versions() -> int:
-    """The tests without databases or Meltano under every other claimed Python."""
+def other_versions(*, beside: bool = False) -> int:
+    """The tests without databases or Meltano under every other claimed Python.
+
+    ``beside``: while the main Python's tests run, so one process at a time, each
+    version's output kept in ``.venvs/py3.X.log`` and printed once it is done.
+    """
     current = f"{sys.version_info.major}.{sys.version_info.minor}"
     failed = 0
     for version in claimed_versions():
@@ -125,21 +137,32 @@ def other_versions() -> int:
             failed += 1 if os.environ.get("CI") else 0
             continue
         failed += timed(f"pytest -m 'not e2e', Python {version}")(_one_other_version)(
-            version, str(interpreter)
+            version, str(interpreter), beside=beside
         )
     return failed
 
 
-def _one_other_version(version: str, interpreter: str) -> int:
+def _one_other_version(version: str, interpreter: str, *, beside: bool = False) -> int:
     home = ROOT / ".venvs" / f"py{version}"
     say(f"Python {version} ({interpreter}): installing into {home.relative_to(ROOT)}")
-    run(BIN / "uv", "venv", "--quiet", "--allow-existing", "--python", interpreter, home)
-    python = home / "bin" / "python"
-    uv_pip = (BIN / "uv", "pip")
-    run(*uv_pip, "sync", *UV_QUIET_COMPILED, "--python", python, LOCKS / "test.txt")
-    run(*uv_pip, "install", *UV_QUIET_COMPILED, "--python", python, "--no-deps", "-e", ".")
+    try:
+        run(BIN / "uv", "venv", "--quiet", "--allow-existing", "--python", interpreter, home)
+        python = home / "bin" / "python"
+        uv_pip = (BIN / "uv", "pip")
+        run(*uv_pip, "sync", *UV_QUIET_COMPILED, "--python", python, LOCKS / "test.txt")
+        run(*uv_pip, "install", *UV_QUIET_COMPILED, "--python", python, "--no-deps", "-e", ".")
+    except SystemExit:
+        say(f"could not set up Python {version}")
+        return 1
     say(f"pytest -m 'not e2e' under Python {version}")
-    if pytest_status(python, *OTHER_VERSIONS_RUN) != 0:
+    if not beside:
+        status = pytest_status(python, *OTHER_VERSIONS_RUN)
+    else:
+        log = home.with_suffix(".log")
+        status = pytest_status(python, *OTHER_VERSIONS_BESIDE, log=log)
+        say(f"pytest -m 'not e2e' under Python {version}, as it ran beside the main tests:")
+        print(log.read_text(encoding="utf-8", errors="replace"), flush=True)
+    if status != 0:
         say(f"tests failed under Python {version}")
         return 1
     return 0
@@ -164,11 +187,11 @@ def _types() -> int:
     return 0
 
 
-def _pytest(name: str, *selection: str, workers: tuple[str, ...] = WORKERS) -> t.Callable[..., int]:
+def _pytest(name: str, *selection: str) -> t.Callable[..., int]:
     def stage(*arguments: str) -> int:
         say(f"pytest {' '.join(selection) or '(every test)'} under Python {_running()}")
         durations = () if any(a.startswith("--durations") for a in arguments) else SLOWEST
-        return pytest_status(BIN / "python", *selection, *workers, *durations, *arguments)
+        return pytest_status(BIN / "python", *selection, *WORKERS, *durations, *arguments)
 
     stage.__name__ = name
     return stage
@@ -183,9 +206,9 @@ STAGES: dict[str, t.Callable[..., int]] = {
     "plugins": lambda *_: meltano_install({**os.environ, "KALEYRA_SANDBOX_PORT": "0"}) or 0,
     "lint": lambda *_: _lint(),
     "types": lambda *_: _types(),
-    "tests": _pytest("tests", workers=E2E_WORKERS),
+    "tests": _pytest("tests"),
     "unit": _pytest("unit", *UNIT),
-    "e2e": _pytest("e2e", *E2E, workers=E2E_WORKERS),
+    "e2e": _pytest("e2e", *E2E),
     "other-pythons": lambda *_: 1 if other_versions() else 0,
 }
 """Each stage by name; ``tests``, ``unit`` and ``e2e`` take pytest's arguments."""
@@ -217,21 +240,34 @@ def print_times() -> None:
 
 
 def main() -> int:
-    """Run the stages asked for; a failed one fails the run, and no test collected fails it."""
+    """Run the stages asked for; a failed one fails the run, and no test collected fails it.
+
+    When both ``tests`` and ``other-pythons`` are asked for, the other Pythons' tests
+    run beside the main ones (see :data:`OTHER_VERSIONS_BESIDE`).
+    """
     stages, pytest_arguments = parse(sys.argv[1:])
-    started = float(os.environ.get("KALEYRA_SETUP_STARTED", time.time()))
+    started = time.monotonic()
+    beside = "tests" in stages and "other-pythons" in stages
+    others: list[int] = []
+    background = threading.Thread(target=lambda: others.append(other_versions(beside=True)))
     failed = []
     try:
         for name in stages:
-            if name != "other-pythons":
-                status = timed(name)(STAGES[name])(*pytest_arguments)
-            else:
-                status = STAGES[name]()
-            if status != 0:
+            if name == "other-pythons":
+                if not beside and other_versions():
+                    failed.append(name)
+                continue
+            if name == "tests" and beside:
+                background.start()
+            if timed(name)(STAGES[name])(*pytest_arguments) != 0:
                 failed.append(name)
+        if beside:
+            background.join()
+            if others != [0]:
+                failed.append("other-pythons")
     finally:
         print_times()
-        say(f"wall time {time.time() - started:.1f} s")
+        say(f"wall time {time.monotonic() - started:.1f} s")
     if failed:
         say(f"failed: {', '.join(failed)}")
     return 1 if failed else 0

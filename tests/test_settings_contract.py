@@ -96,7 +96,16 @@ def test_fast_path_was_checked_against_the_installed_sdk():
 
 
 def test_the_sdk_version_read_beside_it_is_the_one_its_metadata_gives(monkeypatch):
-    assert streams.installed_sdk_version() == importlib.metadata.version("singer-sdk")
+    from_metadata = importlib.metadata.version("singer-sdk")
+    assert streams.installed_sdk_version() == from_metadata
+
+    def scan(name: str) -> str:
+        raise AssertionError(f"read every distribution's metadata for {name}")
+
+    # The folder beside the package answers alone: no scan of every distribution.
+    monkeypatch.setattr(importlib.metadata, "version", scan)
+    assert streams.installed_sdk_version() == from_metadata
+    monkeypatch.undo()
     # Another kind of install (no single dist-info folder beside the package):
     # the answer still comes, from importlib.metadata.
     monkeypatch.setattr(streams.Path, "glob", lambda *_: iter(()))
