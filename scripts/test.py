@@ -92,10 +92,10 @@ def timed(name: str) -> t.Callable[[t.Callable[..., int]], t.Callable[..., int]]
     """Record how long the stage ``name`` took, whatever its outcome."""
 
     def wrap(stage: t.Callable[..., int]) -> t.Callable[..., int]:
-        def timed_stage(*arguments: str) -> int:
+        def timed_stage(*arguments: str, **options: bool) -> int:
             started = time.monotonic()
             try:
-                return stage(*arguments)
+                return stage(*arguments, **options)
             finally:
                 STAGE_TIMES.append((name, time.monotonic() - started))
 

@@ -165,3 +165,29 @@ def test_a_claimed_python_missing_here_fails_only_under_ci(monkeypatch, capsys, 
     assert "Python 3.99 is claimed in pyproject.toml but not installed here" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("beside", [True, False])
+def test_each_other_python_runs_timed_and_beside_when_asked(monkeypatch, beside):
+    script = load_test_command()
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    monkeypatch.setattr(script, "claimed_versions", lambda: [running, "3.98", "3.99"])
+    monkeypatch.setattr(script, "find_interpreter", lambda version: f"/opt/python{version}")
+    calls = []
+
+    def one(version: str, interpreter: str, *, beside: bool = False) -> int:
+        calls.append((version, interpreter, beside))
+        return 1 if version == "3.99" else 0
+
+    monkeypatch.setattr(script, "_one_other_version", one)
+    monkeypatch.setattr(script, "STAGE_TIMES", [])
+
+    assert script.other_versions(beside=beside) == 1, "one failed version fails the stage"
+    assert calls == [
+        ("3.98", "/opt/python3.98", beside),
+        ("3.99", "/opt/python3.99", beside),
+    ]
+    assert [name for name, _ in script.STAGE_TIMES] == [
+        "pytest -m 'not e2e', Python 3.98",
+        "pytest -m 'not e2e', Python 3.99",
+    ]
