@@ -126,10 +126,9 @@ def other_versions(*, beside: bool = False) -> int:
     ``beside``: while the main Python's tests run, so one process at a time, each
     version's output kept in ``.venvs/py3.X.log`` and printed once it is done.
     """
-    current = f"{sys.version_info.major}.{sys.version_info.minor}"
     failed = 0
     for version in claimed_versions():
-        if version == current:
+        if version == _running():
             continue
         interpreter = find_interpreter(version)
         if interpreter is None:

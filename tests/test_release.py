@@ -191,3 +191,14 @@ def test_each_other_python_runs_timed_and_beside_when_asked(monkeypatch, beside)
         "pytest -m 'not e2e', Python 3.98",
         "pytest -m 'not e2e', Python 3.99",
     ]
+
+
+def test_stages_default_to_the_full_run_and_an_unknown_one_is_refused():
+    script = load_test_command()
+    assert script.parse(["-p", "no:cacheprovider"]) == (
+        list(script.FULL_RUN),
+        ["-p", "no:cacheprovider"],
+    )
+    assert script.parse(["--stage", "unit", "-x"]) == (["unit"], ["-x"])
+    with pytest.raises(SystemExit, match="--stage takes one of venv, plugins"):
+        script.parse(["--stage", "nope"])
