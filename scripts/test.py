@@ -56,8 +56,9 @@ E2E = ("-m", "e2e")
 OTHER_VERSIONS_RUN = (*UNIT, *WORKERS, "-p", "no:cacheprovider", "-q", *SLOWEST)
 """What runs under each other claimed Python: every test that needs no database or Meltano."""
 OTHER_VERSIONS_BESIDE = (*UNIT, "-p", "no:cacheprovider", "-q", *SLOWEST)
-"""The same, one process, beside the main Python's tests: they leave about a fifth of
-the two cores idle (waiting on loaders, emulators and databases), which this fills."""
+"""The same, one process, beside the plugins' install and the main Python's tests:
+they leave part of the two cores idle (waiting on the network, loaders, emulators
+and databases), which this fills."""
 
 FULL_RUN = ("venv", "plugins", "lint", "types", "tests", "other-pythons")
 """The stages of ``python3 scripts/test.py``, in order."""
@@ -242,7 +243,9 @@ def main() -> int:
     """Run the stages asked for; a failed one fails the run, and no test collected fails it.
 
     When both ``tests`` and ``other-pythons`` are asked for, the other Pythons' tests
-    run beside the main ones (see :data:`OTHER_VERSIONS_BESIDE`).
+    run beside the main ones (see :data:`OTHER_VERSIONS_BESIDE`), from the first
+    stage after ``venv`` (which installs the uv they are set up with) on: the
+    plugins' install, lint and type-check leave a core mostly idle.
     """
     stages, pytest_arguments = parse(sys.argv[1:])
     started = time.monotonic()
@@ -256,11 +259,13 @@ def main() -> int:
                 if not beside and other_versions():
                     failed.append(name)
                 continue
-            if name == "tests" and beside:
+            if beside and name != "venv" and background.ident is None:
                 background.start()
             if timed(name)(STAGES[name])(*pytest_arguments) != 0:
                 failed.append(name)
         if beside:
+            if background.ident is None:  # nothing ran after venv
+                background.start()
             background.join()
             if others != [0]:
                 failed.append("other-pythons")

@@ -308,6 +308,32 @@ class BigQueryEmulator:
         self.bridge.stop()
 
 
+def without_consistency_waits(meltano_folder: Path) -> None:
+    """Have Meltano start target-bigquery without its eventual-consistency sleeps.
+
+    ``meltano_folder`` is a test's own ``.meltano/`` (tests/warehouses.py), whose
+    ``loaders/`` links to the installed loaders. It becomes a folder of links,
+    but for ``target-bigquery/venv/bin/target-bigquery``: a wrapper that runs
+    the installed loader under its own Python through
+    tests/emulators/bigquery_loader/without_consistency_waits.py.
+    """
+    installed = ROOT / ".meltano" / "loaders"
+    loaders = meltano_folder / "loaders"
+    loaders.unlink()
+    loaders.mkdir()
+    for plugin in installed.iterdir():
+        if plugin.name != "target-bigquery":
+            (loaders / plugin.name).symlink_to(plugin, target_is_directory=plugin.is_dir())
+    real = installed / "target-bigquery" / "venv" / "bin"
+    wrapper = loaders / "target-bigquery" / "venv" / "bin" / "target-bigquery"
+    wrapper.parent.mkdir(parents=True)
+    shim = EMULATORS / "bigquery_loader" / "without_consistency_waits.py"
+    wrapper.write_text(
+        f'#!/bin/sh\nexec "{real / "python"}" "{shim}" "{real / "target-bigquery"}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+
+
 class Emulator(t.Protocol):
     """What the warehouse helpers need from an emulator."""
 

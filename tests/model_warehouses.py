@@ -10,16 +10,15 @@ import subprocess
 import typing as t
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 from filelock import FileLock
 
-from tests.emulated_warehouses import EMULATORS
+from tests.emulated_warehouses import EMULATORS, without_consistency_waits
 from tests.warehouses import MELTANO, ROOT, meltano, meltano_env, meltano_run, postgres_env
 
 if t.TYPE_CHECKING:
-    from pathlib import Path
-
     import pytest
 
     from tests.emulated_warehouses import BigQueryEmulator, Emulator, FakeSnowflake
@@ -197,6 +196,7 @@ def _bigquery(
     """A dataset of this test's own in the BigQuery emulator, loaded by target-bigquery."""
     dataset = f"t_{uuid.uuid4().hex[:12]}"
     full_env = meltano_env(tmp_path, api.url, **emulator.env(dataset), **env)
+    without_consistency_waits(Path(full_env["MELTANO_SYS_DIR_ROOT"]))
 
     return Warehouse(
         "bigquery",

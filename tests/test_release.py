@@ -6,6 +6,8 @@ import json
 import re
 import subprocess
 import sys
+import threading
+import typing as t
 from importlib.metadata import version as installed_version
 
 import pytest
@@ -202,3 +204,38 @@ def test_stages_default_to_the_full_run_and_an_unknown_one_is_refused():
     assert script.parse(["--stage", "unit", "-x"]) == (["unit"], ["-x"])
     with pytest.raises(SystemExit, match="--stage takes one of venv, plugins"):
         script.parse(["--stage", "nope"])
+
+
+def test_the_other_pythons_start_once_venv_is_set_up_and_run_beside_the_rest(monkeypatch):
+    script = load_test_command()
+    others_started = threading.Event()
+    seen: list[tuple[str, bool]] = []
+
+    def stage(name: str) -> t.Callable[..., int]:
+        def run(*_: str) -> int:
+            if name == "plugins":  # the next stage after venv: the other Pythons run now
+                others_started.wait(timeout=60)
+            seen.append((name, others_started.is_set()))
+            return 0
+
+        return run
+
+    def others(*, beside: bool = False) -> int:
+        seen.append((f"other-pythons, beside: {beside}", others_started.is_set()))
+        others_started.set()
+        return 0
+
+    monkeypatch.setattr(script, "STAGES", {name: stage(name) for name in script.STAGES})
+    monkeypatch.setattr(script, "other_versions", others)
+    monkeypatch.setattr(script, "STAGE_TIMES", [])
+    monkeypatch.setattr(sys, "argv", ["scripts/test.py"])
+
+    assert script.main() == 0
+    assert seen == [
+        ("venv", False),
+        ("other-pythons, beside: True", False),
+        ("plugins", True),
+        ("lint", True),
+        ("types", True),
+        ("tests", True),
+    ]
