@@ -3,7 +3,9 @@
 target-snowflake, configured as ``meltano.yml`` says, connects to fakesnow,
 creates its tables in the shape the contract tests expect, and stops at its first
 PUT: fakesnow has no stages, so its load (PUT, COPY, MERGE) is not proven here.
-target-bigquery runs all the way, in tests/test_history_e2e.py.
+target-bigquery runs all the way, in tests/test_history_e2e.py, started through a
+wrapper that skips only its waits for BigQuery's eventual consistency; a test here
+shows the wrapper runs the installed loader and skips nothing else.
 
 Each loader ``meltano.yml`` defines has a test that runs its configured write
 path past the type mapping; the last test here keeps that list complete.
@@ -12,17 +14,21 @@ path past the type mapping; the last test here keeps that list complete.
 from __future__ import annotations
 
 import inspect
+import json
+import subprocess
 import typing as t
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests import test_meltano_e2e
+from tests.emulated_warehouses import EMULATORS, without_consistency_waits
 from tests.model_warehouses import RAW_TABLES, SnowflakeWarehouse, open_warehouse
 from tests.pipelines import spec
 from tests.test_history_e2e import WAREHOUSES
 from tests.test_loader_contracts import INTEGER_FIELDS, TEXT_FIELDS
-from tests.warehouses import ROOT
+from tests.warehouses import ROOT, own_meltano_folder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
 
@@ -90,6 +96,41 @@ def test_the_stand_in_load_fills_the_loaders_tables_with_the_taps_rows(loaded):
         f"select count(*) from {loaded.schema}.testers where _sdc_deleted_at is not null"
     )
     assert deleted == "0"
+
+
+def test_target_bigquery_runs_as_installed_with_only_its_sleeps_skipped(tmp_path):
+    folder = Path(own_meltano_folder(tmp_path))
+    without_consistency_waits(folder)
+    installed = ROOT / ".meltano" / "loaders"
+    loaders = folder / "loaders"
+    others = sorted(p.name for p in installed.iterdir() if p.name != "target-bigquery")
+    assert others, "no other loader installed"
+    for name in others:
+        assert (loaders / name).resolve() == (installed / name).resolve()
+
+    # Meltano starts <plugin>/venv/bin/<executable>: the wrapper runs the installed loader.
+    wrapper = loaders / "target-bigquery" / "venv" / "bin" / "target-bigquery"
+    about = subprocess.run(
+        [wrapper, "--about", "--format", "json"], capture_output=True, text=True, check=False
+    )
+    assert about.returncode == 0, about.stderr[-3000:]
+    assert json.loads(about.stdout)["name"] == "target-bigquery"
+
+    # Under the shim the loader's sleep returns at once; the rest of `time` is the real one.
+    python = installed / "target-bigquery" / "venv" / "bin" / "python"
+    wait = 600  # a sleep that, were it real, would outlast the check below
+    shimmed = subprocess.run(
+        [python, "-c", (
+            "import sys, time; sys.path.insert(0, sys.argv[1]); "
+            "import without_consistency_waits, target_bigquery.core as core; "
+            "started = time.monotonic(); core.time.sleep(float(sys.argv[2])); "
+            "print(time.monotonic() - started < float(sys.argv[2]), "
+            "core.time.strftime is time.strftime, time.sleep is not core.time.sleep)"
+        ), EMULATORS / "bigquery_loader", str(wait)],
+        capture_output=True, text=True, check=False, timeout=wait / 2,
+    )  # fmt: skip
+    assert shimmed.returncode == 0, shimmed.stderr[-3000:]
+    assert shimmed.stdout.split() == ["True", "True", "True"]
 
 
 OTHER_WRITE_PATH_TESTS = {
