@@ -142,7 +142,7 @@ def main() -> int:
         say(f"sandbox API on http://127.0.0.1:{port}; running the pipeline")
         env["KALEYRA_SANDBOX_PORT"] = port
         run_started = time.monotonic()
-        # The scheduled job: tap -> target-duckdb -> dbt build (models and tests).
+        # The scheduled job: tap -> target-duckdb -> dbt build (models and data tests).
         run(BIN / "meltano", "--log-level=warning", "run", "testers-duckdb", env=env)
         run_seconds = time.monotonic() - run_started
     finally:

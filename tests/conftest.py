@@ -60,8 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 START_FIRST = (
-    "tests/test_history_e2e.py::test_history_of_every_change_survives_a_rebuild_from_raw_data[bigquery]",
     "tests/test_history_e2e.py::test_history_of_every_change_survives_a_rebuild_from_raw_data[snowflake]",
+    "tests/test_history_e2e.py::test_history_of_every_change_survives_a_rebuild_from_raw_data[bigquery]",
     "tests/test_history_e2e.py::",
     "tests/test_models_e2e.py::",
     "tests/test_schedule_e2e.py::",

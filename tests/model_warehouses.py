@@ -246,7 +246,8 @@ class SnowflakeWarehouse(Warehouse):
     file; the first run hands them to target-snowflake itself, which connects and
     creates its four tables, then stops at its PUT (fakesnow has no stages); every
     run's messages are then loaded into those tables as the loader's configuration
-    says (tests/emulators/snowflake_client.py); then ``meltano invoke dbt-snowflake``.
+    says (tests/emulators/snowflake_client.py); then the job's dbt command,
+    ``meltano invoke dbt-snowflake:build-no-unit-tests``.
     A failed tap stops the job before dbt, as ``meltano run`` does.
     """
 
@@ -276,11 +277,11 @@ class SnowflakeWarehouse(Warehouse):
         return subprocess.CompletedProcess(tap.args, tap.returncode, "", tap.stderr)
 
     def run_job(self, **env: str) -> subprocess.CompletedProcess[str]:
-        """Tap, load, then ``dbt build`` if the tap succeeded."""
+        """Tap, load, then the job's dbt build if the tap succeeded."""
         loaded = self._tap_then_load(env)
         if loaded.returncode != 0:
             return self._ran(loaded, job=True)
-        built = meltano(self.env, "invoke", "dbt-snowflake", "build")
+        built = meltano(self.env, "invoke", "dbt-snowflake:build-no-unit-tests")
         return self._ran(
             subprocess.CompletedProcess(
                 built.args, built.returncode, built.stdout, loaded.stderr + built.stderr

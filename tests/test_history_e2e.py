@@ -86,6 +86,14 @@ def _ok(done) -> None:
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
 
 
+def _built(done) -> str:
+    """What dbt says it ran: its ``Finished running ...`` line."""
+    (line,) = [
+        line for line in (done.stdout + done.stderr).splitlines() if "Finished running" in line
+    ]
+    return line
+
+
 class Runs:
     """The runs loaded so far, oldest first, read from the raw tables."""
 
@@ -131,6 +139,34 @@ def _current(wh: Warehouse) -> dict[str, tuple[str, ...]]:
     }
 
 
+def _served(api: RunningSandbox) -> dict[str, dict[str, t.Any]]:
+    """Every tester the sandbox serves, by id; of a duplicate, the highest agent's copy."""
+    by_id: dict[str, dict[str, t.Any]] = {}
+    for agent in sorted(AGENTS):
+        for tester in api.scenario.testers(agent):
+            by_id[tester["id"]] = tester
+    return by_id
+
+
+def _assert_current_is_what_the_sandbox_serves(wh: Warehouse, api: RunningSandbox) -> None:
+    """After a run that synced every agent: each served tester current, as served, once open."""
+    served = _served(api)
+    current = wh.rows(
+        "select id, agent_no, phoneno, coalesce(test_status, ''), status "
+        "from {schema}.kaleyra_rcs__testers"
+    )
+    assert current == sorted(
+        (tid, tr["agent_no"], tr["phoneno"], tr.get("test_status") or "", tr["status"])
+        for tid, tr in served.items()
+    )
+    open_periods = wh.rows(
+        "select id, coalesce(test_status, ''), status "
+        "from {schema}.kaleyra_rcs__tester_status_history where valid_to is null"
+    )
+    assert open_periods == [row[:1] + row[3:] for row in current], "one open period each"
+    assert _summary(wh) == _expected_summary(api, AGENTS)
+
+
 def _summary(wh: Warehouse) -> dict[str, tuple[int, ...]]:
     return {
         row[0]: tuple(int(v) for v in row[1:7])
@@ -166,30 +202,36 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
     moved_m = {"set": {"7": {**m, "agent_no": "48904", "test_status": "PENDING"}}}
     failed_run_48900 = {"set": {"0": {"test_status": UNKNOWN}}, "remove": [5]}
     changed_w = {"set": {"0": {"test_status": UNKNOWN}}}
+    added = {"testers": 9}  # 48902's ninth tester, listed from run 3 on
 
-    # 1. A first run.
-    _ok(wh.run_job())
+    # 1. A first run. The job's build runs the data tests, not dbt's unit tests.
+    job = wh.run_job()
+    _ok(job)
+    assert "data tests" in _built(job)
+    assert "unit test" not in _built(job)
     first = wh.models()
     served = {tester["id"] for agent in AGENTS for tester in api.scenario.testers(agent)}
     assert len(served) == 46, "48 listed, two of them twice"
     assert len(first["history"]) == len(first["testers"]) == 46
-    assert _summary(wh) == _expected_summary(api, AGENTS)
+    _assert_current_is_what_the_sandbox_serves(wh, api)
     assert _current(wh)[duplicated["id"]][0] == "48903", "the highest agent's copy wins"
 
     # 2. T changes; loaded without dbt.
     api.use(_scenario(api, **{"48901": {"set": {"0": revoked}}}))
     _ok(wh.load_only())
 
-    # 3. T removed, M moves to 48904; the job builds both runs.
+    # 3. T removed, M moves to 48904, N added to 48902; the job builds both runs.
     api.use(
         _scenario(
             api,
             **{"48901": {"set": {"0": revoked}, "remove": [0]}, "48903": {"remove": [3]}},
-            **{"48904": moved_m},
+            **{"48904": moved_m, "48902": added},
         )
     )
+    n = api.scenario.testers("48902")[8]
     _ok(wh.run_job())
     assert t_["id"] not in _current(wh)
+    _assert_current_is_what_the_sandbox_serves(wh, api)
 
     # 4. 48900 changes W and drops X, then 48904 fails: the job stops before dbt.
     after_third = wh.models()
@@ -198,10 +240,12 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
             api,
             **{"48900": failed_run_48900, "48901": {"remove": [0]}, "48903": {"remove": [3]}},
             **{"48904": {**moved_m, "faults": [{"status": 500, "times": "always"}]}},
+            **{"48902": added},
         )
     )
     failed = wh.run_job()
     assert failed.returncode != 0
+    assert "agent 48904" in failed.stderr + failed.stdout
     assert wh.models() == after_third, "a failed job changes no model"
     if wh.kind == "duckdb":  # and by hand, dbt after the failed run: it removes nothing
         _ok(wh.dbt("build"))
@@ -213,7 +257,7 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
         _scenario(
             api,
             **{"48900": changed_w, "48901": {"remove": [0]}, "48903": {"remove": [3]}},
-            **{"48904": moved_m},
+            **{"48904": moved_m, "48902": added},
         )
     )
     _ok(wh.run_job(TAP_KALEYRA_RCS_AGENT_NUMBERS=without_48901))
@@ -226,10 +270,11 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
         _scenario(
             api,
             **{"48900": changed_w, "48901": {"remove": [0, 2]}, "48903": {"remove": [3]}},
-            **{"48904": moved_m, "48905": {"testers": 0}},
+            **{"48904": moved_m, "48905": {"testers": 0}, "48902": added},
         )
     )
     _ok(wh.run_job())
+    _assert_current_is_what_the_sandbox_serves(wh, api)
     current = _current(wh)
     assert v["id"] not in current, "removed once its agent is synced again without it"
     assert current[u["id"]][3] == "true"
@@ -242,11 +287,17 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
             api,
             **{"48900": changed_w, "48901": {"set": {"0": revoked}, "remove": [2]}},
             **{"48903": {"remove": [3]}, "48904": moved_m, "48905": {"testers": 0}},
+            **{"48902": added},
         )
     )
     _ok(wh.run_job())
+    _assert_current_is_what_the_sandbox_serves(wh, api)
     runs = Runs(wh)
     assert len(runs.ids) == 7
+    recorded = wh.rows("select run_id from {schema}.testers_sync_runs")
+    assert recorded == sorted((run_id,) for run_id in runs.ids if run_id != runs.ids[3]), (
+        "every run but the failed fourth has its run record"
+    )
 
     # T: change (run 2, never built on its own), removal (3), its agent dropped (5)
     # and re-added (6) while it was gone, return (7).
@@ -275,6 +326,11 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
          runs.received(4, "48900"), "status_changed"),
         ("48900", UNKNOWN, w["status"], runs.received(4, "48900"), "", ""),
     ]  # fmt: skip
+    assert runs.received(4, "48900") < runs.started(5), "run 4's sighting is history"
+    # N: added in run 3, one open period from when run 3 received it.
+    assert wh.period(n["id"]) == [
+        ("48902", n["test_status"], n["status"], runs.received(3, "48902"), "", ""),
+    ]
     # X: absent from the failed run only: never removed.
     assert wh.period(x["id"]) == [
         ("48900", x["test_status"], x["status"], runs.received(1, "48900"), "", ""),
@@ -285,10 +341,6 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
          runs.received(3, "48904"), "agent_changed"),
         ("48904", "PENDING", m["status"], runs.received(3, "48904"), "", ""),
     ]  # fmt: skip
-    assert _summary(wh) == _expected_summary(api, AGENTS)
-    assert set(_current(wh)) == {
-        tester["id"] for agent in AGENTS for tester in api.scenario.testers(agent)
-    }
 
     # Duplicates are counted in every run record.
     duplicate_counts = wh.rows("select duplicate_ids from {schema}.testers_sync_runs")
@@ -313,5 +365,7 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
     dropped = wh.drop_dbt_relations()
     assert "int_kaleyra_rcs__tester_events" in dropped
     assert wh.dbt_relations() == []
-    _ok(wh.dbt("build"))
+    rebuilt = wh.dbt("build")
+    _ok(rebuilt)
+    assert "unit tests" in _built(rebuilt), "dbt build runs the unit tests on this warehouse"
     assert wh.models() == incremental

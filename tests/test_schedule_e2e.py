@@ -73,7 +73,7 @@ def test_schedule_list_shows_a_daily_schedule_for_each_warehouse_job(tmp_path):
     assert {s["job"]["name"]: s["interval"] for s in schedules} == dict.fromkeys(JOBS, "@daily")
     tasks = {s["job"]["name"]: s["job"]["tasks"] for s in schedules}
     assert tasks == {
-        job: [f"tap-kaleyra-rcs target-{warehouse} dbt-{warehouse}:build"]
+        job: [f"tap-kaleyra-rcs target-{warehouse} dbt-{warehouse}:build-no-unit-tests"]
         for job, warehouse in ((job, job.split("-")[1]) for job in JOBS)
     }
 
