@@ -79,7 +79,9 @@ def test_a_failed_run_sends_what_it_received_and_no_run_records(sandbox, tmp_pat
             "agent_overrides": {"48902": {"faults": [{"status": 500, "times": "always"}]}},
         }
     )
-    run = run_tap(api.config(max_retries=1, emit_activate_version_messages=True), tmp_path)
+    # One agent at a time, so 48900 and 48901 are answered before 48902 fails.
+    config = api.config(max_retries=1, emit_activate_version_messages=True, max_concurrent_agents=1)
+    run = run_tap(config, tmp_path)
 
     assert run.returncode == 1
     observed = run.records_of("testers_observations")

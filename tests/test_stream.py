@@ -206,7 +206,9 @@ def test_a_failing_run_sends_no_activate_version(sandbox, tmp_path):
             "agent_overrides": {"48902": {"faults": [{"status": 500, "times": "always"}]}},
         }
     )
-    run = run_tap(api.config(emit_activate_version_messages=True, max_retries=1), tmp_path)
+    # One agent at a time, so the earlier agents are answered before 48902 fails.
+    config = api.config(emit_activate_version_messages=True, max_retries=1, max_concurrent_agents=1)
+    run = run_tap(config, tmp_path)
 
     assert run.returncode == 1
     assert run.records, "earlier agents' records were emitted"
