@@ -14,6 +14,7 @@ import pytest
 
 from tests.processes import with_environment
 from tests.support import BIN
+from tests.warehouses import own_meltano_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +93,9 @@ def _run_demo(tmp_path, marker: str, **env_overrides: str) -> subprocess.Complet
         **os.environ,
         "TARGET_DUCKDB_FILEPATH": str(tmp_path / "demo.duckdb"),
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path / 'meltano.db'}",
+        # Meltano writes each run's catalog to a fixed name under .meltano/run/:
+        # two demos at once (pytest-xdist) would read each other's half-written file.
+        "MELTANO_SYS_DIR_ROOT": own_meltano_folder(tmp_path),
         RUN_MARKER: marker,
         **env_overrides,
     }
