@@ -139,10 +139,10 @@ def _current(wh: Warehouse) -> dict[str, tuple[str, ...]]:
     }
 
 
-def _served(api: RunningSandbox) -> dict[str, dict[str, t.Any]]:
-    """Every tester the sandbox serves, by id; of a duplicate, the highest agent's copy."""
+def _served(api: RunningSandbox, agents: list[str] = AGENTS) -> dict[str, dict[str, t.Any]]:
+    """Every tester ``agents`` serve, by id; of a duplicate, the highest agent's copy."""
     by_id: dict[str, dict[str, t.Any]] = {}
-    for agent in sorted(AGENTS):
+    for agent in sorted(agents):
         for tester in api.scenario.testers(agent):
             by_id[tester["id"]] = tester
     return by_id
@@ -179,10 +179,7 @@ def _summary(wh: Warehouse) -> dict[str, tuple[int, ...]]:
 
 def _expected_summary(api: RunningSandbox, agents: list[str]) -> dict[str, tuple[int, ...]]:
     """Counts per agent of what the sandbox serves, each duplicate id counted once."""
-    by_id: dict[str, dict[str, t.Any]] = {}
-    for agent in sorted(agents):  # the highest agent number's copy wins
-        for tester in api.scenario.testers(agent):
-            by_id[tester["id"]] = tester
+    by_id = _served(api, agents)
     summary = {}
     for agent in agents:
         statuses = [tr.get("test_status") for tr in by_id.values() if tr["agent_no"] == agent]
