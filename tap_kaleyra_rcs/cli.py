@@ -16,8 +16,11 @@ import signal
 import sys
 import traceback
 
-from tap_kaleyra_rcs.errors import KaleyraError, OutputClosed
-from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs
+from tap_kaleyra_rcs.startup import collector_paused
+
+with collector_paused():  # the SDK's import, without the collector's passes
+    from tap_kaleyra_rcs.errors import KaleyraError, OutputClosed
+    from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs
 
 EXIT_FAILED = 1
 

@@ -14,7 +14,6 @@ import re
 import threading
 import time
 import typing as t
-from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -56,16 +55,18 @@ _SNIPPET_LENGTH = 120
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
-@dataclass(frozen=True)
-class Retry:
-    """A transient failure: why, and how long the server asked us to wait."""
+class Retry(t.NamedTuple):
+    """A transient failure: why, and how long the server asked us to wait.
+
+    Value types here are named tuples, not dataclasses: a frozen dataclass costs
+    about 1 ms of start-up to create, a named tuple a sixth of that.
+    """
 
     reason: str
     retry_after: float | None = None
 
 
-@dataclass(frozen=True)
-class ErrorBody:
+class ErrorBody(t.NamedTuple):
     """The ``code`` and ``message`` a Kaleyra error body carries, when it has them."""
 
     code: str | None

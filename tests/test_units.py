@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import queue
+import subprocess
+import sys
 import threading
 import time
+from datetime import datetime, timedelta
 from email.utils import formatdate
 
 import pytest
@@ -21,6 +26,7 @@ from tap_kaleyra_rcs.errors import AgentRequestFailed, MalformedResponse
 from tap_kaleyra_rcs.output import _write_all
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import build_records, epoch_millis_to_rfc3339
+from tap_kaleyra_rcs.startup import collector_paused
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -85,6 +91,19 @@ def test_epoch_millis_convert_exactly():
     assert epoch_millis_to_rfc3339(0) == "1970-01-01T00:00:00.000Z"
     assert epoch_millis_to_rfc3339(1769708507204) == "2026-01-29T17:41:47.204Z"
     assert epoch_millis_to_rfc3339(-1) == "1969-12-31T23:59:59.999Z"
+
+
+def _by_datetime(millis: int) -> str:
+    moment = datetime(1970, 1, 1) + timedelta(milliseconds=millis)  # noqa: DTZ001 - UTC, as "Z"
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def test_epoch_millis_agree_with_datetime_at_every_minute_second_and_millisecond():
+    day = 20_000 * 86_400_000  # 2024-10-04
+    every_minute = [day + minute * 60_000 + (minute % 60) * 1000 for minute in range(24 * 60)]
+    every_millisecond = [day + 59_000 + ms for ms in range(1000)]
+    for millis in every_minute + every_millisecond:
+        assert epoch_millis_to_rfc3339(millis) == _by_datetime(millis)
 
 
 def test_an_impossible_timestamp_fails_naming_the_agent():
@@ -280,3 +299,50 @@ def test_output_writes_every_byte_to_a_raw_stdout_that_writes_partially():
 )
 def test_a_redirect_target_is_named_without_credentials(location, shown):
     assert _host_of(location) == shown
+
+
+_IMPORT_WATCHED = """
+import gc, json, sys
+collections = []
+def watch(phase, info):  # collections once the SDK's import has begun
+    if phase == "start" and "singer_sdk" in sys.modules:
+        collections.append(info["generation"])
+gc.callbacks.append(watch)
+{before}
+import tap_kaleyra_rcs.cli
+print(json.dumps([len(collections), gc.isenabled(), gc.get_freeze_count()]))
+"""
+
+
+@pytest.mark.parametrize(("before", "collecting"), [("", True), ("gc.disable()", False)])
+def test_the_command_imports_the_sdk_with_no_collection_then_collects_as_before(before, collecting):
+    """The collector paused through the import, its objects frozen, then as the caller had it."""
+    watched = _IMPORT_WATCHED.format(before=before)
+    done = subprocess.run(
+        [sys.executable, "-c", watched], capture_output=True, text=True, check=True
+    )
+    ran, enabled, frozen = json.loads(done.stdout)
+    assert ran == 0, f"{ran} collections ran during the import"
+    assert enabled is collecting
+    assert frozen > 50_000, "the imported modules' objects are in the permanent generation"
+
+
+def test_without_the_pause_the_same_import_starts_collections():
+    """What the pause saves exists: the plain import of the SDK starts collections."""
+    plain = _IMPORT_WATCHED.replace("import tap_kaleyra_rcs.cli", "import singer_sdk")
+    done = subprocess.run(
+        [sys.executable, "-c", plain.format(before="")], capture_output=True, text=True, check=True
+    )
+    ran, enabled, _ = json.loads(done.stdout)
+    assert ran > 0
+    assert enabled
+
+
+def test_the_pause_ends_even_when_the_import_fails():
+    was = gc.isenabled()
+    try:
+        with pytest.raises(ImportError), collector_paused():
+            import tap_kaleyra_rcs.no_such_module  # noqa: F401, PLC0415
+        assert gc.isenabled()
+    finally:
+        gc.enable() if was else gc.disable()
