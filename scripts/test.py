@@ -36,7 +36,6 @@ from bootstrap import (
     BIN,
     LOCKS,
     ROOT,
-    UV_QUIET_COMPILED,
     ensure_environment,
     meltano_install,
     run,
@@ -149,8 +148,8 @@ def _one_other_version(version: str, interpreter: str, *, beside: bool = False) 
         run(BIN / "uv", "venv", "--quiet", "--allow-existing", "--python", interpreter, home)
         python = home / "bin" / "python"
         uv_pip = (BIN / "uv", "pip")
-        run(*uv_pip, "sync", *UV_QUIET_COMPILED, "--python", python, LOCKS / "test.txt")
-        run(*uv_pip, "install", *UV_QUIET_COMPILED, "--python", python, "--no-deps", "-e", ".")
+        run(*uv_pip, "sync", "--quiet", "--python", python, LOCKS / "test.txt")
+        run(*uv_pip, "install", "--quiet", "--python", python, "--no-deps", "-e", ".")
     except SystemExit:
         say(f"could not set up Python {version}")
         return 1
@@ -203,7 +202,9 @@ def _running() -> str:
 
 STAGES: dict[str, t.Callable[..., int]] = {
     "venv": lambda *_: 0 if ensure_environment("test") else 1,
-    "plugins": lambda *_: meltano_install({**os.environ, "KALEYRA_SANDBOX_PORT": "0"}) or 0,
+    "plugins": lambda *_: (
+        meltano_install({**os.environ, "KALEYRA_SANDBOX_PORT": "0"}, compile_bytecode=False) or 0
+    ),
     "lint": lambda *_: _lint(),
     "types": lambda *_: _types(),
     "tests": _pytest("tests"),
@@ -212,6 +213,22 @@ STAGES: dict[str, t.Callable[..., int]] = {
     "other-pythons": lambda *_: 1 if other_versions() else 0,
 }
 """Each stage by name; ``tests``, ``unit`` and ``e2e`` take pytest's arguments."""
+
+
+def bytecode_written_on_first_import() -> None:
+    """Let every process this command starts write bytecode as it first imports a module.
+
+    The environments the tests run in (the Meltano plugins, the emulators, the other
+    Pythons') are this command's own. Compiling all of them at install compiled
+    about 30,000 modules, of which the tests import fewer than half; with
+    PYTHONDONTWRITEBYTECODE set (as on these machines and in many containers),
+    leaving them uncompiled would compile each module again in every process that
+    imports it. So the variable is dropped here, and each module is compiled once,
+    by the first process that needs it (Python writes the file atomically, so two
+    processes at once are safe). ``.venv`` is still compiled at install: every
+    process imports most of it.
+    """
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def parse(arguments: list[str]) -> tuple[list[str], list[str]]:
@@ -249,6 +266,7 @@ def main() -> int:
     """
     stages, pytest_arguments = parse(sys.argv[1:])
     started = time.monotonic()
+    bytecode_written_on_first_import()
     beside = "tests" in stages and "other-pythons" in stages
     others: list[int] = []
     background = threading.Thread(target=lambda: others.append(other_versions(beside=True)))

@@ -29,6 +29,11 @@ settings.register_profile("local", settings.get_profile("default"))
 """Locally: new random examples each run, failures remembered in .hypothesis/."""
 settings.load_profile("ci" if os.environ.get("CI") else "local")
 
+# The plugins, the emulators and the other Pythons' environments are compiled as
+# their modules are first imported, not at install (scripts/test.py,
+# bytecode_written_on_first_import): every process the tests start may write it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Refuse to run against an installed copy of the tap that is not this checkout.
@@ -120,7 +125,7 @@ def meltano_plugins(tmp_path_factory: pytest.TempPathFactory) -> None:
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "KALEYRA_SANDBOX_PORT": "0", "UV_COMPILE_BYTECODE": "1"},
+            env={**os.environ, "KALEYRA_SANDBOX_PORT": "0"},
         )
     assert done.returncode == 0, done.stderr[-3000:]
 

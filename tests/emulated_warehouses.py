@@ -52,17 +52,8 @@ def emulator_python(name: str) -> Path:
             check=True,
         )
         subprocess.run(
-            # Bytecode compiled once, not at each start (PYTHONDONTWRITEBYTECODE may be set).
-            [
-                uv,
-                "pip",
-                "sync",
-                "--quiet",
-                "--compile-bytecode",
-                "--python",
-                str(python),
-                str(requirements),
-            ],
+            # Bytecode is written as modules are first imported (tests/conftest.py).
+            [uv, "pip", "sync", "--quiet", "--python", str(python), str(requirements)],
             check=True,
         )
         stamp.write_text(pins)

@@ -97,6 +97,10 @@ class Warehouse:
         """``meltano invoke dbt-<kind> ...``."""
         return self._done(meltano(self.env, "invoke", f"dbt-{self.kind}", *args))
 
+    def job_build(self) -> subprocess.CompletedProcess[str]:
+        """The job's dbt step alone: ``meltano invoke dbt-<kind>:build-no-unit-tests``."""
+        return self._done(meltano(self.env, "invoke", f"dbt-{self.kind}:build-no-unit-tests"))
+
     def rows(self, sql: str) -> list[tuple[str, ...]]:
         """Rows of ``sql`` (``{schema}`` and ``{text}`` filled in), every value as text, sorted."""
         return sorted(self.read(sql.format(schema=self.schema, text=self.text)))

@@ -19,6 +19,10 @@ Throughout, 48902 lists 48903's first tester too (a duplicate under two agents),
 
 PostgreSQL runs with ``hard_delete: true`` and ACTIVATE_VERSION on, so the loader
 deletes removed testers' rows from ``testers``: the models must not care.
+
+At the end every dbt-built relation is dropped and rebuilt from the raw tables,
+and (on DuckDB) a run record that lands after dbt built past it fails the job's
+build, naming the rebuild, which then succeeds.
 """
 
 from __future__ import annotations
@@ -366,3 +370,16 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
     _ok(rebuilt)
     assert "unit tests" in _built(rebuilt), "dbt build runs the unit tests on this warehouse"
     assert wh.models() == incremental
+
+    if wh.kind == "duckdb":  # a successful run whose record lands after dbt built past it
+        # (dbt ran during a load): its removals were never computed. The job's build
+        # fails on it, naming the rebuild, and the rebuild succeeds.
+        wh.execute(
+            f"insert into {wh.schema}.testers_sync_runs (run_id, started_at, finished_at, "
+            "agents, agents_without_testers, testers, retries, duplicate_ids) values "
+            "('late-run', timestamp '2000-01-01', timestamp '2000-01-01', 6, 0, 48, 0, 0)"
+        )
+        late = wh.job_build()
+        assert late.returncode != 0
+        assert "assert_every_successful_run_is_built" in late.stdout
+        _ok(wh.dbt("build", "--full-refresh"))

@@ -59,25 +59,30 @@ def test_dbt_reads_what_the_loader_reads(environment, loader, dbt):
 
 
 @pytest.mark.parametrize(
-    ("loader", "dbt", "variable", "setting"),
+    ("loader", "dbt", "settings"),
     [
-        ("target-duckdb", "dbt-duckdb", "TARGET_DUCKDB_FILEPATH", "filepath"),
-        ("target-postgres", "dbt-postgres", "TARGET_POSTGRES_HOST", "host"),
-        ("target-postgres", "dbt-postgres", "TARGET_POSTGRES_PASSWORD", "password"),
+        ("target-duckdb", "dbt-duckdb", {"TARGET_DUCKDB_FILEPATH": "filepath"}),
         (
             "target-postgres",
             "dbt-postgres",
-            "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA",
-            "default_target_schema",
+            {
+                "TARGET_POSTGRES_HOST": "host",
+                "TARGET_POSTGRES_PASSWORD": "password",
+                "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "default_target_schema",
+            },
         ),
-        ("target-snowflake", "dbt-snowflake", "TARGET_SNOWFLAKE_ACCOUNT", "account"),
-        ("target-bigquery", "dbt-bigquery", "TARGET_BIGQUERY_PROJECT", "project"),
+        ("target-snowflake", "dbt-snowflake", {"TARGET_SNOWFLAKE_ACCOUNT": "account"}),
+        ("target-bigquery", "dbt-bigquery", {"TARGET_BIGQUERY_PROJECT": "project"}),
     ],
+    ids=["duckdb", "postgres", "snowflake", "bigquery"],
 )
-def test_one_variable_reaches_both(loader, dbt, variable, setting):
-    value = "set-by-the-environment"
-    assert _config(loader, "prod", **{variable: value})[setting] == value
-    assert _config(dbt, "prod", **{variable: value})[setting] == value
+def test_each_variable_reaches_both(loader, dbt, settings):
+    """Each variable set to a value of its own; one Meltano call per plugin reads them all."""
+    variables = {variable: f"set-by-{variable}" for variable in settings}
+    expected = {setting: variables[variable] for variable, setting in settings.items()}
+    for plugin in (loader, dbt):
+        config = _config(plugin, "prod", **variables)
+        assert {setting: config[setting] for setting in expected} == expected, plugin
 
 
 def test_dbt_and_the_loader_open_the_duckdb_file_with_one_duckdb_version():

@@ -23,13 +23,12 @@ from __future__ import annotations
 import hashlib
 import typing as t
 
-import duckdb
 import pytest
 
 from tests.model_warehouses import SUMMARY_COLUMNS, Warehouse, duckdb_reader, open_warehouse
 from tests.pipelines import spec
 from tests.test_meltano_e2e import AGENTS
-from tests.warehouses import meltano, meltano_env, meltano_run
+from tests.warehouses import meltano_env, meltano_run
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -197,24 +196,3 @@ def test_hashed_phones_reach_every_model_hashed(sandbox, tmp_path):
     assert summary == [(str(len(served)),)]
     history = read("select count(*) from kaleyra.kaleyra_rcs__tester_status_history")
     assert history == [(str(len(served)),)]
-
-
-def test_a_run_recorded_after_dbt_built_past_it_fails_the_build_naming_a_rebuild(sandbox, tmp_path):
-    api = sandbox(_spec(FIRST))
-    env = meltano_env(tmp_path, api.url)
-    assert meltano_run(env, "testers-duckdb").returncode == 0
-    # A successful run whose record lands only after dbt built the runs after it
-    # (dbt ran during a load): its removals were never computed.
-    with duckdb.connect(env["TARGET_DUCKDB_FILEPATH"]) as db:
-        db.execute(
-            "insert into kaleyra.testers_sync_runs (run_id, started_at, finished_at, agents, "
-            "agents_without_testers, testers, retries, duplicate_ids) values ('late-run', "
-            "timestamp '2000-01-01', timestamp '2000-01-01', 6, 0, 48, 0, 0)"
-        )
-
-    done = meltano(env, "invoke", "dbt-duckdb", "build")
-
-    assert done.returncode != 0
-    assert "assert_every_successful_run_is_built" in done.stdout
-    rebuilt = meltano(env, "invoke", "dbt-duckdb", "build", "--full-refresh")
-    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:]

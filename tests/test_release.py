@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -229,8 +230,10 @@ def test_the_other_pythons_start_once_venv_is_set_up_and_run_beside_the_rest(mon
     monkeypatch.setattr(script, "other_versions", others)
     monkeypatch.setattr(script, "STAGE_TIMES", [])
     monkeypatch.setattr(sys, "argv", ["scripts/test.py"])
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
 
     assert script.main() == 0
+    assert "PYTHONDONTWRITEBYTECODE" not in os.environ, "every process it starts writes bytecode"
     assert seen == [
         ("venv", False),
         ("other-pythons, beside: True", False),
