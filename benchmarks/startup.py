@@ -25,8 +25,8 @@ CASES = {
     "import requests, json (the hand-written loop)": "import requests, json",
     "import singer_sdk": "import singer_sdk",
     "import singer_sdk, collector paused as the tap does": (
-        "from tap_kaleyra_rcs.startup import collector_paused\n"
-        "with collector_paused(): import singer_sdk"
+        "from tap_kaleyra_rcs.startup import CollectorPaused\n"
+        "with CollectorPaused(): import singer_sdk"
     ),
     "import tap_kaleyra_rcs.cli": "import tap_kaleyra_rcs.cli",
 }

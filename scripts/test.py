@@ -52,9 +52,12 @@ SLOWEST = ("--durations=15",)
 UNIT = ("-m", "not e2e")
 """The tier without databases or Meltano: the one to run after each edit."""
 E2E = ("-m", "e2e")
-OTHER_VERSIONS_RUN = (*UNIT, *WORKERS, "-p", "no:cacheprovider", "-q", *SLOWEST)
+UNIT_WORKERS = ("-n", "4", "--maxschedchunk", "1")
+"""The tier without databases or Meltano waits more than it computes: four workers
+(pyproject.toml's default for a bare ``pytest``)."""
+OTHER_VERSIONS_RUN = (*UNIT, *UNIT_WORKERS, "-p", "no:cacheprovider", "-q", *SLOWEST)
 """What runs under each other claimed Python: every test that needs no database or Meltano."""
-OTHER_VERSIONS_BESIDE = (*UNIT, "-p", "no:cacheprovider", "-q", *SLOWEST)
+OTHER_VERSIONS_BESIDE = (*UNIT, "-n", "0", "-p", "no:cacheprovider", "-q", *SLOWEST)
 """The same, one process, beside the plugins' install and the main Python's tests:
 they leave part of the two cores idle (waiting on the network, loaders, emulators
 and databases), which this fills."""
@@ -186,11 +189,11 @@ def _types() -> int:
     return 0
 
 
-def _pytest(name: str, *selection: str) -> t.Callable[..., int]:
+def _pytest(name: str, *selection: str, workers: tuple[str, ...] = WORKERS) -> t.Callable[..., int]:
     def stage(*arguments: str) -> int:
         say(f"pytest {' '.join(selection) or '(every test)'} under Python {_running()}")
         durations = () if any(a.startswith("--durations") for a in arguments) else SLOWEST
-        return pytest_status(BIN / "python", *selection, *WORKERS, *durations, *arguments)
+        return pytest_status(BIN / "python", *selection, *workers, *durations, *arguments)
 
     stage.__name__ = name
     return stage
@@ -208,7 +211,7 @@ STAGES: dict[str, t.Callable[..., int]] = {
     "lint": lambda *_: _lint(),
     "types": lambda *_: _types(),
     "tests": _pytest("tests"),
-    "unit": _pytest("unit", *UNIT),
+    "unit": _pytest("unit", *UNIT, workers=UNIT_WORKERS),
     "e2e": _pytest("e2e", *E2E),
     "other-pythons": lambda *_: 1 if other_versions() else 0,
 }

@@ -16,9 +16,9 @@ import signal
 import sys
 import traceback
 
-from tap_kaleyra_rcs.startup import collector_paused
+from tap_kaleyra_rcs.startup import CollectorPaused
 
-with collector_paused():  # the SDK's import, without the collector's passes
+with CollectorPaused():  # the SDK's import, without the collector's passes
     from tap_kaleyra_rcs.errors import KaleyraError, OutputClosed
     from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs
 

@@ -13,22 +13,33 @@ version of it gets the same treatment.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import typing as t
 
+if t.TYPE_CHECKING:
+    from types import TracebackType
 
-@contextlib.contextmanager
-def collector_paused() -> t.Iterator[None]:
-    """Run the block without collections; then freeze what exists and collect as before.
+
+class CollectorPaused:
+    """A block run without collections; then what exists is frozen and collection resumes.
 
     A collector the caller had already disabled stays disabled.
     """
-    was_collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
+
+    was_collecting = True
+
+    def __enter__(self) -> None:
+        """Note whether the collector runs, then pause it."""
+        self.was_collecting = gc.isenabled()
+        gc.disable()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        """Freeze what exists now (later passes skip it), then collect as the caller did."""
         gc.freeze()
-        if was_collecting:
+        if self.was_collecting:
             gc.enable()

@@ -26,7 +26,7 @@ from tap_kaleyra_rcs.errors import AgentRequestFailed, MalformedResponse
 from tap_kaleyra_rcs.output import _write_all
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import build_records, epoch_millis_to_rfc3339
-from tap_kaleyra_rcs.startup import collector_paused
+from tap_kaleyra_rcs.startup import CollectorPaused
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -338,10 +338,27 @@ def test_without_the_pause_the_same_import_starts_collections():
     assert enabled
 
 
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_pause_holds_for_the_block_then_freezes_and_restores(collecting):
+    """In process: paused inside, what exists frozen after, the caller's setting back."""
+    was = gc.isenabled()
+    gc.enable() if collecting else gc.disable()
+    frozen_before = gc.get_freeze_count()
+    try:
+        with CollectorPaused():
+            assert not gc.isenabled()
+            made = [[n] for n in range(1000)]  # tracked objects, made while paused
+        assert gc.get_freeze_count() >= frozen_before + len(made)
+        assert gc.isenabled() is collecting
+    finally:
+        gc.unfreeze()
+        gc.enable() if was else gc.disable()
+
+
 def test_the_pause_ends_even_when_the_import_fails():
     was = gc.isenabled()
     try:
-        with pytest.raises(ImportError), collector_paused():
+        with pytest.raises(ImportError), CollectorPaused():
             import tap_kaleyra_rcs.no_such_module  # noqa: F401, PLC0415
         assert gc.isenabled()
     finally:
