@@ -19,6 +19,7 @@ import traceback
 from tap_kaleyra_rcs.startup import CollectorPaused
 
 with CollectorPaused():  # the SDK's import, without the collector's passes
+    from tap_kaleyra_rcs.arguments import first_problem
     from tap_kaleyra_rcs.errors import KaleyraError, OutputClosed
     from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs
 
@@ -35,6 +36,10 @@ def _fail(message: str, status: int) -> int:
 
 def main() -> int:
     """Run the tap; return the process exit status."""
+    problem = first_problem(sys.argv[1:])
+    if problem:
+        sys.stderr.write(f"{TapKaleyraRcs.name}: error: {problem}\n")
+        return EXIT_FAILED
     try:
         TapKaleyraRcs.cli()  # exits via SystemExit on success
     except OutputClosed as exc:
