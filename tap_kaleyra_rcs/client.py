@@ -348,8 +348,7 @@ class TestersClient:
             if attempt >= settings.max_retries:
                 msg = (
                     f"agent {agent}: gave up after {attempt + 1} attempts; last "
-                    f"failure: {outcome.reason}. Kaleyra may be degraded: run again later "
-                    "or raise max_retries"
+                    f"failure: {outcome.reason}. {_advice_when_exhausted(outcome, settings)}"
                 )
                 raise RetriesExhausted(msg)
             delay = self._backoff(attempt, outcome.retry_after)
@@ -469,6 +468,16 @@ def _host_of(url: str) -> str:
 def _is_name_resolution_failure(exc: BaseException) -> bool:
     text = str(exc)
     return "NameResolutionError" in text or "Name or service not known" in text
+
+
+def _advice_when_exhausted(last: Retry, settings: Settings) -> str:
+    """What to do once retries ran out; a refused connection is more often base_url than Kaleyra."""
+    if last.reason == "connection failed (connection refused)":
+        return (
+            f"Nothing accepted a connection at base_url {settings.base_url}: check base_url "
+            "(its host and port), then run again"
+        )
+    return "Kaleyra may be degraded: run again later or raise max_retries"
 
 
 def _connection_failure(exc: requests.ConnectionError) -> str:

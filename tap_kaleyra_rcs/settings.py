@@ -148,6 +148,11 @@ def _check_base_url(config: t.Mapping[str, t.Any], problems: list[str]) -> str:
         return ""
     if not host or parts.scheme not in {"http", "https"}:
         problems.append("base_url: must be an absolute https:// URL with a host name")
+    elif parts.port is None and parts.netloc.endswith(":"):
+        problems.append(
+            f"base_url: {base_url.strip()!r} has a ':' with no port after it (an unset "
+            "port variable?); give the port, or drop the ':'"
+        )
     elif parts.scheme == "http" and not is_loopback_host(host):
         problems.append(
             "base_url: must use https:// (plain http:// is allowed only for "

@@ -263,6 +263,8 @@ def test_connection_refused_is_retried_then_reported(tmp_path, closed_port):
     run = run_tap(config, tmp_path)
 
     _assert_clean_failure(run, "agent 1", "gave up after 2 attempts", "connection refused")
+    assert f"at base_url http://127.0.0.1:{closed_port}: check base_url" in run.last_line
+    assert "Kaleyra may be degraded" not in run.last_line, "the likelier cause is named instead"
 
 
 def test_a_redirect_is_not_followed_so_the_key_never_reaches_another_host(sandbox, tmp_path):

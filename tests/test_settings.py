@@ -133,6 +133,17 @@ def test_unsafe_or_malformed_base_urls_are_refused(url):
     assert problem.startswith("base_url:")
 
 
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:", "https://host.example:/v1", "http://[::1]:", "http://localhost: "]
+)
+def test_a_colon_with_no_port_after_it_is_refused_naming_the_unset_port(url):
+    (problem,) = _problems(base_url=url)
+    assert problem == (
+        f"base_url: {url.strip()!r} has a ':' with no port after it (an unset port "
+        "variable?); give the port, or drop the ':'"
+    )
+
+
 @pytest.mark.parametrize("sid", ["abc/def", "..", "a?b", "a#b", "a b", "", ...])
 def test_a_sid_that_could_change_the_url_path_is_refused(sid):
     (problem,) = _problems(sid=sid)
