@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import typing as t
+from pathlib import Path
 
 import pytest
 
-from tap_kaleyra_rcs.arguments import STREAMS, named_files, selects_a_stream
+from tap_kaleyra_rcs.arguments import STREAMS, file_problem, named_files, selects_a_stream
+from tap_kaleyra_rcs.tap import TapKaleyraRcs
 from tests.support import TAP, run_tap
-
-if t.TYPE_CHECKING:
-    from pathlib import Path
 
 CONFIG = {"api_key": "a-key-for-argument-tests", "sid": "s1", "agent_numbers": ["48900"]}
 
@@ -131,3 +130,20 @@ def test_file_options_are_found_in_both_forms_and_env_is_not_a_file():
     ]
     assert named_files(["--config", "ENV", "--config=ENV", "--discover"]) == []
     assert named_files(["--about", "--config"]) == [], "the SDK says a value is missing"
+
+
+def test_the_streams_a_catalog_must_select_are_the_taps_own():
+    tap = TapKaleyraRcs(config=CONFIG, validate_config=False)
+    assert set(STREAMS) == set(tap.streams)
+
+
+def test_an_unreadable_file_says_so_and_what_to_do(tmp_path, monkeypatch):
+    def refuse(*_: object, **__: object) -> str:
+        raise PermissionError
+
+    path = _file(tmp_path, "{}")
+    monkeypatch.setattr(Path, "read_text", refuse)
+
+    assert file_problem("--state", path) == (
+        f"--state {path}: cannot be read (permission denied); let this user read it"
+    )
