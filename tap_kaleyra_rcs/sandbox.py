@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import errno
 import json
 import random
 import socket
@@ -35,6 +36,8 @@ import uuid
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from tap_kaleyra_rcs.scenario_rules import scenario_problem
 
 DEFAULT_SID = "SANDBOX0000SID01"
 DEFAULT_API_KEY = "sandbox-api-key-0000"
@@ -94,8 +97,14 @@ class Scenario:
     """What the sandbox serves: accounts, agents, tester lists and per-agent faults."""
 
     def __init__(self, spec: t.Mapping[str, t.Any] | None = None) -> None:
-        """Build from a scenario document (see the README); missing keys get defaults."""
+        """Build from a scenario document (docs/sandbox.md); missing keys get defaults.
+
+        Raises ValueError naming the key when the document says something
+        docs/sandbox.md does not allow, rather than serving defaults instead.
+        """
         spec = dict(spec or {})
+        if problem := scenario_problem(spec):
+            raise ValueError(problem)
         self.sid: str = spec.get("sid", DEFAULT_SID)
         self.api_key: str = spec.get("api_key", DEFAULT_API_KEY)
         self.seed: int = int(spec.get("seed", 7))
@@ -305,11 +314,18 @@ class SandboxServer(ThreadingHTTPServer):
 
     def __init__(self, port: int, scenario: Scenario) -> None:
         """Bind to 127.0.0.1:``port`` (0 picks a free port)."""
-        super().__init__(("127.0.0.1", port), SandboxHandler)
-        self.scenario = scenario
-        self.stats = Stats()
+        # Set before binding: a failed bind closes the server at once.
         self.closing = threading.Event()
         """Set on close: requests still sleeping (latency, hang) give up at once."""
+        self.scenario = scenario
+        self.stats = Stats()
+        try:
+            super().__init__(("127.0.0.1", port), SandboxHandler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                advice = "give another --port, or 0 for any free one"
+                raise OSError(f"port {port} is already in use: {advice}") from None
+            raise
 
     def server_close(self) -> None:
         """Stop listening, and wake every request still waiting to be answered."""
@@ -477,7 +493,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         payload = self.rfile.read(length) if length else b""
         if path == "/_sandbox/scenario":
-            self.server.scenario = Scenario(json.loads(payload or b"{}"))
+            try:
+                self.server.scenario = Scenario(json.loads(payload or b"{}"))
+            except ValueError as exc:  # not JSON, or not a scenario docs/sandbox.md allows
+                self._send_error(400, f"Bad scenario: {exc}")
+                return
             self._send(200, b'{"ok":true}')
         elif path == "/_sandbox/reset":
             self.server.stats.reset()
@@ -490,8 +510,15 @@ def load_scenario(args: argparse.Namespace) -> Scenario:
     """The scenario file, with command-line options taking precedence."""
     spec: dict[str, t.Any] = {}
     if args.scenario:
-        with open(args.scenario, encoding="utf-8") as handle:  # noqa: PTH123
-            spec = json.load(handle)
+        try:
+            with open(args.scenario, encoding="utf-8") as handle:  # noqa: PTH123
+                spec = json.load(handle)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise ValueError(f"--scenario {args.scenario}: not a JSON scenario ({exc})") from None
+        except OSError as exc:
+            raise ValueError(f"--scenario {args.scenario}: {exc.strerror}") from None
+        if problem := scenario_problem(spec):
+            raise ValueError(f"--scenario {args.scenario}: {problem}")
     for option, key in (
         ("seed", "seed"),
         ("agents", "agents"),

@@ -267,6 +267,20 @@ def test_connection_refused_is_retried_then_reported(tmp_path, closed_port):
     assert "Kaleyra may be degraded" not in run.last_line, "the likelier cause is named instead"
 
 
+def test_a_base_url_with_an_unset_port_fails_at_once_in_one_line(tmp_path):
+    config = {"sid": "ABC123", "api_key": "k-123456", "agent_numbers": ["1"]}
+    run = run_tap({**config, "base_url": "http://127.0.0.1:"}, tmp_path)
+
+    assert run.returncode == 1
+    assert run.last_line == (
+        "tap-kaleyra-rcs: error: 1 setting problem (listed above); first: "
+        "base_url: 'http://127.0.0.1:' has a ':' with no port after it "
+        "(an unset port variable?); give the port, or drop the ':'"
+    )
+    assert "Traceback" not in run.stderr
+    assert run.records == []
+
+
 def test_a_redirect_is_not_followed_so_the_key_never_reaches_another_host(sandbox, tmp_path):
     elsewhere = sandbox({"agents": 1, "api_key": "the-other-hosts-key"})
     location = f"{elsewhere.url}/v1/SANDBOX0000SID01/rcs/agenttester/testersbyagent"

@@ -9,6 +9,7 @@ import threading
 import pytest
 import requests
 
+from tap_kaleyra_rcs import sandbox as sandbox_command
 from tap_kaleyra_rcs.sandbox import DEFAULT_API_KEY, DEFAULT_SID
 from tests.support import SANDBOX
 
@@ -96,6 +97,82 @@ def test_a_bad_scenario_file_is_a_one_line_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("tap-kaleyra-rcs-sandbox: error: ")
     assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("scenario", "named"),
+    [
+        ({"agent": 6}, "'agent' is not a scenario key"),
+        ({"agents": -1}, "agents must be a count of 1 or more"),
+        ({"agents": []}, "agents must be a count of 1 or more"),
+        ({"agents": True}, "agents must be"),
+        ({"testers_per_agent": 2.5}, "testers_per_agent must be a whole number"),
+        ({"latency_ms": -1}, "latency_ms must be a number of milliseconds"),
+        ({"rate_limit_per_second": 0}, "rate_limit_per_second must be null or a number above 0"),
+        ({"cache_megabytes": "big"}, "cache_megabytes must be a whole number"),
+        ({"agent_overrides": []}, "agent_overrides must be an object"),
+        ({"agent_overrides": {"48900": 3}}, "agent_overrides.48900 must be a JSON object"),
+        ({"agent_overrides": {"48900": {"test": 3}}}, "agent_overrides.48900.'test' is not"),
+        ({"agent_overrides": {"48900": {"remove": [-1]}}}, "remove must be a list of tester"),
+        ({"agent_overrides": {"48900": {"hold_until_in_flight": 0}}}, "hold_until_in_flight"),
+        ({"agent_overrides": {"48900": {"faults": [{"status": 5}]}}}, "faults[0].status must"),
+        ({"agent_overrides": {"48900": {"faults": [{"status": 600}]}}}, "100 to 599, not 600"),
+        ({"agent_overrides": {"48900": {"faults": [{}, {"times": 0}]}}}, "faults[1].times"),
+        ({"agent_overrides": {"48900": {"faults": [{"kind": "boom"}]}}}, "drop, hang or reset"),
+        ({"agent_overrides": {"48900": {"faults": [{"body_hex": "zz"}]}}}, "hexadecimal"),
+        ({"agent_overrides": {"48900": {"faults": [{"headers": {"A": 1}}]}}}, "header names"),
+        ([], "the scenario must be a JSON object, not list"),
+    ],
+)
+def test_a_scenario_docs_do_not_allow_is_one_line_and_exit_2(tmp_path, capsys, scenario, named):
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(scenario))
+
+    assert sandbox_command.main(["--scenario", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"tap-kaleyra-rcs-sandbox: error: --scenario {path}: ")
+    assert named in error
+    assert len(error.splitlines()) == 1
+
+
+def test_every_documented_scenario_key_is_accepted(sandbox):
+    every_key = {
+        "sid": "SID1", "api_key": "k", "path": "/v1/{sid}/x", "agents": ["1", 2],
+        "testers_per_agent": 0, "seed": -3, "latency_ms": 0.5, "rate_limit_per_second": None,
+        "cache_megabytes": 0,
+        "agent_overrides": {"1": {
+            "latency_ms": 0, "testers": 2, "set": {}, "unset": {}, "remove": [0],
+            "extra_fields": {}, "data": {"any": 1}, "code": "RCS902", "message": "m",
+            "hold_until_in_flight": 1, "hold_timeout_seconds": 0,
+            "faults": [
+                {"status": 503, "body": None, "headers": {"Retry-After": "1"}, "times": "always",
+                 "content_type": "text/plain", "retry_after_http_date": 0},
+                {"body_text": "x", "times": 2}, {"body_hex": "00ff"},
+                {"kind": "hang", "seconds": 0}, {"kind": "drop"}, {"kind": "reset"},
+            ],
+        }},
+    }  # fmt: skip
+    assert sandbox(every_key).url.startswith("http://127.0.0.1:")
+
+
+def test_a_posted_scenario_docs_do_not_allow_is_refused_and_the_old_one_kept(sandbox):
+    api = sandbox({"agents": 1})
+    refused = requests.post(f"{api.url}/_sandbox/scenario", data='{"agents": 0}', timeout=10)
+
+    assert refused.status_code == 400
+    assert "agents must be a count of 1 or more" in refused.json()["message"]
+    assert _get(api.url, "48900").status_code == 200
+
+
+def test_the_sandbox_on_a_busy_port_says_so_in_one_line(sandbox, capsys):
+    busy = sandbox().url.rsplit(":", 1)[1]
+
+    assert sandbox_command.main(["--port", busy]) == 2
+    error = capsys.readouterr().err
+    assert error == (
+        f"tap-kaleyra-rcs-sandbox: error: port {busy} is already in use: "
+        "give another --port, or 0 for any free one\n"
+    )
 
 
 def _get(url: str, agent: str) -> requests.Response:
