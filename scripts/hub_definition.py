@@ -29,7 +29,7 @@ HEADER = """\
 #
 # sid is marked sensitive: false on purpose. Hub tooling marks any setting whose
 # name contains "id" as sensitive; the account SID is not a secret (it is part of
-# every request's URL path). api_key is the only secret.
+# every request's URL path). api_key and phoneno_hash_key are the only secrets.
 """
 
 

@@ -25,6 +25,7 @@ from tap_kaleyra_rcs.errors import (
     ConfigurationRejected,
     MalformedResponse,
     RetriesExhausted,
+    UnknownAgent,
     longest_secret,
     redact,
     redact_cut,
@@ -64,6 +65,15 @@ class Retry(t.NamedTuple):
 
     reason: str
     retry_after: float | None = None
+
+
+class NoTesterList(list[t.Any]):
+    """A 200 with the success code and ``data: null`` (or no ``data``): no list at all.
+
+    Read as zero testers, as the API notes say, but told apart from an empty list
+    ``[]``: the run names such an agent, and an agent whose testers all vanish in
+    one answer is not trusted at once (see ``trust_empty_answers``).
+    """
 
 
 class ErrorBody(t.NamedTuple):
@@ -228,7 +238,7 @@ def decode_testers(body: bytes, agent: str) -> list[t.Any] | Retry:
         raise AgentRequestFailed(msg)
     if data is None:
         if code == SUCCESS_CODE:
-            return []  # "no testers": documented success code, nothing in `data`
+            return NoTesterList()  # the success code with no list: read as no testers
         msg = f"agent {agent}: HTTP 200 without a Kaleyra code or a data list"
         raise MalformedResponse(msg)
     if not isinstance(data, list):
@@ -452,7 +462,15 @@ class TestersClient:
             f"agent {agent}: HTTP {status} {detail}; check that the agent number is "
             "right and registered on this account"
         )
+        if status == 400 and _says_agent_not_found(error):  # noqa: PLR2004
+            raise UnknownAgent(agent, f"HTTP {status} {detail}")
         raise AgentRequestFailed(msg)
+
+
+def _says_agent_not_found(error: ErrorBody) -> bool:
+    """Kaleyra's answer for an agent number it does not know (RCS904 also means "missing field")."""
+    message = (error.message or "").lower()
+    return error.code in {None, "RCS904"} and "agent not found" in message
 
 
 def _host_of(url: str) -> str:

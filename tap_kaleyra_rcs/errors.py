@@ -15,7 +15,8 @@ _FRAGMENT = 8
 """Shortest piece of a key that is redacted on its own (and that key scans flag)."""
 
 _SECRETS: set[str] = set()
-"""API keys in use: no error message or log line may contain any piece of one."""
+"""Secrets in use, the API key and any ``phoneno_hash_key`` (registered by their users):
+no error message or log line may contain any piece of one."""
 
 
 def register_secret(secret: str) -> None:
@@ -30,15 +31,29 @@ def longest_secret() -> int:
 
 
 def redact(text: str) -> str:
-    """``text`` with every API key in use, and every 8-character piece of one, as ``***``.
+    """``text`` with every secret in use, and every 8-character piece of one, as ``***``.
 
     Whole keys are not enough: a server may echo a key cut short, and a message
     that is later shortened may cut a key in two. Redact before any cut. Letter
-    case is ignored: a host name, for one, reaches us lower-cased.
+    case is ignored: a host name, for one, reaches us lower-cased. Every secret
+    is looked for in the original text: two secrets sharing a piece must not
+    leave the rest of one behind once the other's piece is replaced.
     """
+    if not _SECRETS:
+        return text
+    folded = text.translate(_ASCII_LOWER)
+    covered = [False] * len(text)
     for secret in _SECRETS:
-        text = _redact_one(text, secret)
-    return text
+        _cover(folded, secret, covered)
+    if not any(covered):
+        return text
+    out: list[str] = []
+    for index, char in enumerate(text):
+        if not covered[index]:
+            out.append(char)
+        elif index == 0 or not covered[index - 1]:
+            out.append("***")
+    return "".join(out)
 
 
 def redact_cut(text: str) -> str:
@@ -54,24 +69,14 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 """Lower-cases ASCII letters only, so that every character keeps its position."""
 
 
-def _redact_one(text: str, secret: str) -> str:
+def _cover(folded: str, secret: str, covered: list[bool]) -> None:
+    """Mark in ``covered`` every character of ``folded`` (lower-cased) in a piece of ``secret``."""
     size = min(_FRAGMENT, len(secret))
     folded_secret = secret.translate(_ASCII_LOWER)
     pieces = {folded_secret[i : i + size] for i in range(len(secret) - size + 1)}
-    folded = text.translate(_ASCII_LOWER)
-    covered = [False] * len(text)
-    for start in range(len(text) - size + 1):
+    for start in range(len(folded) - size + 1):
         if folded[start : start + size] in pieces:
             covered[start : start + size] = [True] * size
-    if not any(covered):
-        return text
-    out: list[str] = []
-    for index, char in enumerate(text):
-        if not covered[index]:
-            out.append(char)
-        elif index == 0 or not covered[index - 1]:
-            out.append("***")
-    return "".join(out)
 
 
 class KaleyraError(Exception):
@@ -88,6 +93,21 @@ class ConfigurationRejected(KaleyraError):
 
 class AgentRequestFailed(KaleyraError):
     """Kaleyra refused the request for one agent (e.g. ``400 RCS904``)."""
+
+
+class UnknownAgent(AgentRequestFailed):
+    """Kaleyra answered that the agent does not exist (``400 RCS904 "Agent Not Found"``).
+
+    Its own class so that ``unknown_agents: skip`` can leave just that agent out.
+    """
+
+    def __init__(self, agent: str, answer: str) -> None:
+        """Keep Kaleyra's answer (e.g. ``HTTP 400 RCS904 "Agent Not Found"``) for the warning."""
+        super().__init__(
+            f"agent {agent}: {answer}; check that the agent number is right and registered "
+            "on this account, or set unknown_agents: skip to leave it out"
+        )
+        self.answer = redact(answer)
 
 
 class RetriesExhausted(KaleyraError):

@@ -5,11 +5,14 @@ The SDK writes and flushes stdout once per message; with ``PYTHONUNBUFFERED``
 collect in memory and go out in chunks of about 64 KiB; SCHEMA, STATE and
 ACTIVATE_VERSION messages flush everything before them, so message order and
 "state only after its records" are kept. Only whole lines are ever written: a
-signal that arrives during a write is re-raised once the write has finished.
+signal that arrives during a write is re-raised once the write has finished,
+and one that arrives while an agent's testers and observations go out waits
+until both have (:meth:`SingerOutput.whole`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import typing as t
@@ -60,7 +63,22 @@ class SingerOutput(MsgSpecWriter):
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._writing = False
+        self._held = 0
         self._deferred: BaseException | None = None
+
+    @contextlib.contextmanager
+    def whole(self) -> t.Iterator[None]:
+        """Hold a signal until the messages written inside have all gone out.
+
+        An interrupted run then loads an agent's testers together with its
+        observations, or neither: never the testers without the history.
+        """
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+        self.flush()  # raises a signal deferred meanwhile, once everything is out
 
     def write_message(self, message: Message) -> None:
         """Write any message the SDK emits, after the records before it."""
@@ -116,7 +134,7 @@ class SingerOutput(MsgSpecWriter):
                 raise OutputClosed(msg) from None
             finally:
                 self._writing = False
-        if self._deferred is not None:
+        if self._deferred is not None and not self._held:
             deferred, self._deferred = self._deferred, None
             raise deferred
 
@@ -126,7 +144,7 @@ class SingerOutput(MsgSpecWriter):
         Called from signal handlers: raising inside a write could leave a
         half-written line on stdout for the target to choke on.
         """
-        if self._writing:
+        if self._writing or self._held:
             self._deferred = exc
             return
         raise exc

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from tap_kaleyra_rcs.errors import MalformedResponse, longest_secret, redact, redact_cut
+from tap_kaleyra_rcs.phones import PHONE_FIELD, PhoneHasher
 
 _EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: rendered with "Z"
 _BOOLEAN_WORDS = {"true": True, "false": False}
@@ -121,6 +122,9 @@ class AgentTesters:
     unknown_fields: set[str] = field(default_factory=set)
     extracted_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     """When the API's answer arrived: the records' ``time_extracted``."""
+    answer: str = "list"
+    """What Kaleyra answered: ``list`` (``data`` was a list), ``null`` (``data: null``
+    or no ``data``: no list at all) or ``unknown`` (``Agent Not Found``, skipped)."""
 
 
 _TRUSTED_SHAPES: set[tuple[tuple[str, ...], tuple[type, ...]]] = set()
@@ -133,8 +137,14 @@ unknown field, a missing field or a value that needed coercing are never added.
 """
 
 
-def build_records(agent: str, raw_testers: list[t.Any]) -> AgentTesters:
-    """Coerce every raw tester of one agent, or fail naming the agent and field."""
+def build_records(
+    agent: str, raw_testers: list[t.Any], phones: PhoneHasher | None = None
+) -> AgentTesters:
+    """Coerce every raw tester of one agent, or fail naming the agent and field.
+
+    With ``phones``, each ``phoneno`` is replaced by its keyed hash here, before
+    any stream sends or maps the records (tap_kaleyra_rcs/phones.py).
+    """
     result = AgentTesters(agent, [])
     append = result.records.append
     trusted = _TRUSTED_SHAPES
@@ -160,6 +170,8 @@ def build_records(agent: str, raw_testers: list[t.Any]) -> AgentTesters:
             "epoch-milliseconds timestamp"
         )
         raise MalformedResponse(msg) from None
+    if phones is not None:
+        phones.hash_phones(result.records)
     return result
 
 
@@ -177,9 +189,11 @@ def _coerce_tester(agent: str, index: int, raw: object, unknown: set[str]) -> di
         try:
             record[name] = coerce(value)
         except _BadValue as expected:
+            # A phone number is personal data: never quoted, whatever its shape.
+            shown = "" if name == PHONE_FIELD else f" {_short(value)}"
             msg = (
                 f"agent {agent}: tester #{index} field {name!r} is "
-                f"{type(value).__name__} {_short(value)}, expected {expected}"
+                f"{type(value).__name__}{shown}, expected {expected}"
             )
             raise MalformedResponse(msg) from None
     if not record.get("id"):

@@ -47,6 +47,10 @@ class RunSummary:
         self._started = time.monotonic()
         self.duplicate_ids = 0
         self.synced_agents: list[SyncedAgent] = []
+        self.skipped_agents: list[str] = []
+        """Agents Kaleyra does not know, left out with ``unknown_agents: skip``."""
+        self.held_agents: list[str] = []
+        """Agents whose testers all vanished in one answer: not counted as synced."""
         self._agent_of_id: dict[str, str] = {}
 
     def count(self, batch: AgentTesters) -> list[Duplicate]:
@@ -82,6 +86,8 @@ class RunSummary:
             retries=retries,
             duplicate_ids=self.duplicate_ids,
             synced_agents=tuple(self.synced_agents),
+            skipped_agents=tuple(self.skipped_agents),
+            held_agents=tuple(self.held_agents),
         )
 
 
@@ -124,6 +130,17 @@ def duplicates_warning(duplicates: list[Duplicate]) -> str:
     )
 
 
+def held_back_warning(batch: AgentTesters, last_answered: int) -> str:
+    """The WARNING for an agent whose testers all vanished in one answer."""
+    answered = "data: null" if batch.answer == "null" else "an empty list"
+    return (
+        f"agent {batch.agent}: answered {answered} after listing {last_answered} "
+        "testers in its last answer; not counted as synced, so none of its testers is "
+        "removed in this run. If the agent really has no testers now, the next run "
+        "counts it (or set trust_empty_answers: true)"
+    )
+
+
 @dataclass(frozen=True)
 class FinishedRun:
     """A run that synced every agent: its one log line and its ``testers_sync_runs`` record.
@@ -142,14 +159,26 @@ class FinishedRun:
     retries: int
     duplicate_ids: int
     synced_agents: tuple[SyncedAgent, ...]
+    skipped_agents: tuple[str, ...] = ()
+    held_agents: tuple[str, ...] = ()
 
     def line(self) -> str:
-        """E.g. ``synced 240 testers from 6 agents (0 with no testers) in 1.4 s; 0 retries; 0 duplicate ids``."""  # noqa: E501
-        return (
-            f"synced {self.testers} testers from {self.agents} agents "
+        """E.g. ``synced 240 testers from 6 agents (0 with no testers) in 1.4 s; 0 retries; 0 duplicate ids``.
+
+        Agents left out (unknown to Kaleyra, or held back after a sudden empty
+        answer) are named after it, so the morning's reader sees them.
+        """  # noqa: E501
+        text = (
+            f"synced {_count(self.testers, 'tester')} from {_count(self.agents, 'agent')} "
             f"({self.empty_agents} with no testers) in {self.seconds:.1f} s; "
-            f"{self.retries} retries; {self.duplicate_ids} duplicate ids"
+            f"{_count(self.retries, 'retry', 'retries')}; "
+            f"{_count(self.duplicate_ids, 'duplicate id')}"
         )
+        if self.skipped_agents:
+            text += f"; skipped as unknown to Kaleyra: {', '.join(self.skipped_agents)}"
+        if self.held_agents:
+            text += f"; not synced, testers all gone at once: {', '.join(self.held_agents)}"
+        return text
 
     def record(self) -> dict[str, t.Any]:
         """The run's ``testers_sync_runs`` record."""
@@ -162,6 +191,8 @@ class FinishedRun:
             "testers": self.testers,
             "retries": self.retries,
             "duplicate_ids": self.duplicate_ids,
+            "skipped_agents": ",".join(self.skipped_agents) or None,
+            "held_agents": ",".join(self.held_agents) or None,
         }
 
     def agent_records(self) -> list[dict[str, t.Any]]:
@@ -176,6 +207,11 @@ class FinishedRun:
             }
             for synced in self.synced_agents
         ]
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    """``1 agent``, ``2 agents``: the summary line is read by people."""
+    return f"{number} {one if number == 1 else many or one + 's'}"
 
 
 class _RunLogStream(Stream):

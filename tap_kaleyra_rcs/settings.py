@@ -61,6 +61,14 @@ class Settings:
     max_retry_wait_seconds: float
     max_concurrent_agents: int
     max_requests_per_second: float | None
+    unknown_agents: str = "fail"
+    """``fail``: an agent Kaleyra does not know fails the run; ``skip``: it is left out."""
+    trust_empty_answers: bool = False
+    """Whether an agent whose testers all vanish in one answer counts as synced."""
+    repeated_agent_numbers: tuple[str, ...] = ()
+    """Agent numbers ``agent_numbers`` listed more than once (merged; the run warns)."""
+    phoneno_hash_key: str | None = field(default=None, repr=False)
+    """The key ``phoneno`` is hashed under (HMAC-SHA256); None: numbers go out as they are."""
 
     @property
     def endpoint_url(self) -> str:
@@ -99,7 +107,13 @@ def _check_token(
     return token
 
 
-def _check_agent_numbers(value: object, problems: list[str]) -> tuple[str, ...]:
+UNKNOWN_AGENT_CHOICES = ("fail", "skip")
+
+
+def _check_agent_numbers(
+    value: object, problems: list[str], repeated: list[str]
+) -> tuple[str, ...]:
+    """The agent numbers in order, each once; ``repeated`` gets those listed twice."""
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or not value:
@@ -120,8 +134,11 @@ def _check_agent_numbers(value: object, problems: list[str]) -> tuple[str, ...]:
             problems.append(f"agent_numbers[{index}]: is blank; remove it")
         elif not number.isprintable() or any(c.isspace() for c in number):
             problems.append(f"agent_numbers[{index}]: contains spaces or control characters")
+        elif number in seen:
+            if number not in repeated:
+                repeated.append(number)
         else:
-            seen.setdefault(number, None)
+            seen[number] = None
     return tuple(seen)
 
 
@@ -233,6 +250,47 @@ def _check_batch_without_activation(config: t.Mapping[str, t.Any], problems: lis
         )
 
 
+PHONENO_HASH_KEY_MIN_LENGTH = 16
+
+
+def _check_phoneno_hash_key(config: t.Mapping[str, t.Any], problems: list[str]) -> str | None:
+    """The key, or None when none is set and none is required; never echoed, as any key.
+
+    A run meant to hash must not load clear numbers because its key is missing.
+    Meltano leaves a setting out when the variable it refers to is unset, so a
+    missing key is refused when ``require_phoneno_hash_key`` is true (as the
+    hashed-phones variant sets it), and an empty one is refused always.
+    """
+    value = config.get("phoneno_hash_key")
+    name, least = "phoneno_hash_key", PHONENO_HASH_KEY_MIN_LENGTH
+    if value is None:
+        if config.get("require_phoneno_hash_key") is True:
+            problems.append(
+                f"{name}: not set, and require_phoneno_hash_key is true, so phone numbers "
+                "can't be hashed; set TAP_KALEYRA_RCS_PHONENO_HASH_KEY (an unset variable "
+                f"leaves the setting out) to a secret of at least {least} characters"
+            )
+        return None
+    if not isinstance(value, str):
+        problems.append(f"{name}: must be text, a secret of at least {least} characters")
+        return None
+    if not value.strip():
+        problems.append(
+            f"{name}: is empty, so phone numbers can't be hashed; set it (e.g. "
+            f"TAP_KALEYRA_RCS_PHONENO_HASH_KEY) to a secret of at least {least} characters, "
+            "or leave it out to load phoneno as it is"
+        )
+        return None
+    if len(value) < least:
+        problems.append(
+            f"{name}: has {len(value)} characters, fewer than {least}: a short key can be "
+            "guessed, and with it every phone number found from its hash; use a random "
+            f"secret of at least {least} characters"
+        )
+        return None
+    return value
+
+
 def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
     """Check every setting and return them normalised.
 
@@ -264,12 +322,20 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
         ),
         problems,
     )
-    agent_numbers = _check_agent_numbers(config.get("agent_numbers"), problems)
+    repeated: list[str] = []
+    agent_numbers = _check_agent_numbers(config.get("agent_numbers"), problems, repeated)
+    unknown_agents = config.get("unknown_agents") or "fail"
+    if unknown_agents not in UNKNOWN_AGENT_CHOICES:
+        problems.append(
+            "unknown_agents: must be fail (an agent Kaleyra does not know fails the run) "
+            "or skip (it is left out of the run with a warning)"
+        )
     base_url = _check_base_url(config, problems)
     endpoint_path = config.get("endpoint_path") or ENDPOINT_PATHS[0]
     if endpoint_path not in ENDPOINT_PATHS:
         problems.append(f"endpoint_path: must be one of {', '.join(ENDPOINT_PATHS)}")
     _check_batch_without_activation(config, problems)
+    phoneno_hash_key = _check_phoneno_hash_key(config, problems)
     rate = config.get("max_requests_per_second")
     settings = Settings(
         sid=sid,
@@ -291,6 +357,10 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
         max_requests_per_second=None
         if rate is None
         else _check_number(config, "max_requests_per_second", 0.0, (0.01, 10000.0), problems),
+        unknown_agents=unknown_agents,
+        trust_empty_answers=bool(config.get("trust_empty_answers", False)),
+        repeated_agent_numbers=tuple(repeated),
+        phoneno_hash_key=phoneno_hash_key,
     )
     if problems:
         raise SettingsError(problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import inspect
 import logging
@@ -14,18 +15,27 @@ import singer_sdk
 from singer_sdk import Stream
 from singer_sdk.exceptions import MaxRecordsLimitException
 
-from tap_kaleyra_rcs.client import TestersClient
-from tap_kaleyra_rcs.errors import KaleyraError, redact
+from tap_kaleyra_rcs.client import NoTesterList, TestersClient
+from tap_kaleyra_rcs.errors import AgentRequestFailed, KaleyraError, UnknownAgent, redact
 from tap_kaleyra_rcs.output import SingerOutput, records_go_out_unchanged
+from tap_kaleyra_rcs.phones import phone_hasher
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema
-from tap_kaleyra_rcs.runs import FinishedRun, RunSummary, duplicates_warning
+from tap_kaleyra_rcs.runs import (
+    FinishedRun,
+    RunSummary,
+    duplicates_warning,
+    held_back_warning,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
     from tap_kaleyra_rcs.settings import Settings
     from tap_kaleyra_rcs.tap import TapKaleyraRcs
+
+TESTERS_LAST_ANSWERED = "testers_last_answered"
+"""The partition state's count of the testers the agent listed in its last answer."""
 
 PARTITION_KEY = "agent_no"
 """The partition key is also the record field, so the SDK's own "add the
@@ -168,10 +178,33 @@ class TestersStream(Stream):
                 logger=self.logger,
                 user_agent=f"{self._tap.name}/{self._tap.plugin_version}",
             )
+            phones = phone_hasher(settings.phoneno_hash_key, self.logger)
 
             def fetch_agent(agent: str) -> AgentTesters:
                 # Runs on a worker thread: HTTP and parsing only, no SDK state.
-                return build_records(agent, client.fetch(agent))
+                try:
+                    raw = client.fetch(agent)
+                except UnknownAgent as unknown:
+                    if settings.unknown_agents != "skip":
+                        raise
+                    self.logger.warning(
+                        "agent %s: Kaleyra does not know it (%s); left out of this run "
+                        "(unknown_agents: skip): it counts as not synced and its testers "
+                        "are kept as last seen. Remove it from agent_numbers if it is gone",
+                        agent,
+                        unknown.answer,
+                    )
+                    return AgentTesters(agent, [], answer="unknown")
+                batch = build_records(agent, raw, phones)
+                if isinstance(raw, NoTesterList):
+                    batch.answer = "null"
+                return batch
+
+            if settings.repeated_agent_numbers:
+                self.logger.warning(
+                    "agent_numbers lists %s more than once; each agent is synced once",
+                    ", ".join(settings.repeated_agent_numbers),
+                )
 
             workers = settings.max_concurrent_agents
             self._prefetcher = OrderedPrefetcher(
@@ -185,7 +218,9 @@ class TestersStream(Stream):
                 redact(name),  # the server's words: they may echo the key
             )
             self._warned_fields.add(name)
-        self.logger.info("agent %s: %d testers", batch.agent, len(batch.records))
+        if batch.answer != "unknown":
+            null = " (data: null, read as no testers)" if batch.answer == "null" else ""
+            self.logger.info("agent %s: %d testers%s", batch.agent, len(batch.records), null)
         return batch
 
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
@@ -194,8 +229,14 @@ class TestersStream(Stream):
             msg = "the testers stream is synced one agent partition at a time"
             raise RuntimeError(msg)
         batch = self._take_batch(context[PARTITION_KEY])
-        yield from batch.records
-        self._handed_over(batch)
+        with self._whole_agent():
+            yield from batch.records
+            self._handed_over(batch)
+
+    def _whole_agent(self) -> t.ContextManager[None]:
+        """An agent's testers and observations go out together, even on a signal."""
+        output = self._tap.message_writer
+        return output.whole() if isinstance(output, SingerOutput) else contextlib.nullcontext()
 
     def _handed_over(self, batch: AgentTesters) -> None:
         """Note that every record of ``batch`` went out; after the last agent, the run is done.
@@ -206,10 +247,40 @@ class TestersStream(Stream):
         summary = t.cast("RunSummary", self._summary)
         for observations in self.child_streams:
             t.cast("ObservationWriter", observations).write_observations(batch, summary)
-        if duplicates := summary.count(batch):
+        state = self.get_context_state({PARTITION_KEY: batch.agent})
+        if batch.answer == "unknown":
+            summary.skipped_agents.append(batch.agent)
+        elif self._vanished_at_once(batch, state.get(TESTERS_LAST_ANSWERED)):
+            summary.held_agents.append(batch.agent)
+            self.logger.warning("%s", held_back_warning(batch, state[TESTERS_LAST_ANSWERED]))
+        elif duplicates := summary.count(batch):
             self.logger.warning("%s", duplicates_warning(duplicates))
+        if batch.answer != "unknown":
+            state[TESTERS_LAST_ANSWERED] = len(batch.records)
         if batch.agent == self.settings.agent_numbers[-1]:
+            if len(summary.skipped_agents) == len(self.settings.agent_numbers):
+                msg = (
+                    "Kaleyra knows none of the agents in agent_numbers: check sid and pod "
+                    "(or base_url), and the agent numbers"
+                )
+                raise AgentRequestFailed(msg)
             self.completed_run = summary.finish(t.cast("TestersClient", self._client).retries)
+
+    def _vanished_at_once(self, batch: AgentTesters, last_answered: object) -> bool:
+        """Whether every tester of an agent that had some vanished in this one answer.
+
+        A gateway or a Kaleyra bug answering ``data: null`` or ``[]`` would
+        otherwise make the models and ``ACTIVATE_VERSION`` remove every tester of
+        the agent. Unless ``trust_empty_answers``, the first such answer is held
+        back: the agent counts as not synced. The state then records 0 testers,
+        so the next run's answer is believed.
+        """
+        return (
+            not batch.records
+            and isinstance(last_answered, int)
+            and last_answered > 0
+            and not self.settings.trust_empty_answers
+        )
 
     def _sync_records(
         self,
@@ -238,12 +309,13 @@ class TestersStream(Stream):
                 record_counter.with_context(partition)
                 timer.with_context(partition)
                 batch = self._take_batch(partition[PARTITION_KEY])
-                output.write_records(
-                    self.name, batch.records, batch.extracted_at, self._run_version
-                )
-                self.state_manager.is_flushed = False
-                output.flush()
-                self._handed_over(batch)
+                with output.whole():
+                    output.write_records(
+                        self.name, batch.records, batch.extracted_at, self._run_version
+                    )
+                    self.state_manager.is_flushed = False
+                    output.flush()
+                    self._handed_over(batch)
                 record_counter.increment(len(batch.records))
                 self._finalize_state(self.get_context_state(partition))
         if context is None:
@@ -268,7 +340,14 @@ class TestersStream(Stream):
         That is the one safe moment to activate the version: a target may now
         treat the testers it did not receive in this run as deleted.
         """
-        if self._run_version is not None and self.selected:
+        held = self.completed_run.held_agents if self.completed_run else ()
+        if held and self._run_version is not None:
+            self.logger.warning(
+                "No ACTIVATE_VERSION sent: agent(s) %s answered no testers after having "
+                "some, so no tester is marked deleted in this run (trust_empty_answers)",
+                ", ".join(held),
+            )
+        elif self._run_version is not None and self.selected:
             self._write_activate_version_message(self._run_version)
         super().finalize_state_progress_markers(state)
         if self.completed_run is not None:

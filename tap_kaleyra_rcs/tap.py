@@ -100,7 +100,9 @@ class TapKaleyraRcs(Tap):
             th.NumberType,
             default=30,
             title="Request timeout (s)",
-            description="Seconds to wait for the API to connect or send data before retrying.",
+            description=(
+                "Seconds to wait for the API to connect or send data before retrying (0.1-600 s)."
+            ),
         ),
         th.Property(
             "max_retries",
@@ -118,7 +120,7 @@ class TapKaleyraRcs(Tap):
             default=1,
             title="Retry back-off (s)",
             description=(
-                "First back-off wait; it doubles per retry, with jitter, up to "
+                "First back-off wait (0-60 s); it doubles per retry, with jitter, up to "
                 "max_retry_wait_seconds."
             ),
         ),
@@ -128,7 +130,7 @@ class TapKaleyraRcs(Tap):
             default=60,
             title="Max retry wait (s)",
             description=(
-                "Longest single wait between retries. A Retry-After asking for longer "
+                "Longest single wait between retries (0-3600 s). A Retry-After asking for longer "
                 "fails the run at once instead of stalling it."
             ),
         ),
@@ -138,7 +140,7 @@ class TapKaleyraRcs(Tap):
             default=8,
             title="Concurrent agents",
             description=(
-                "How many agents are fetched at once (1 = one after another). "
+                "How many agents are fetched at once (1-64; 1 = one after another). "
                 "Output order is always the configured order."
             ),
         ),
@@ -154,10 +156,62 @@ class TapKaleyraRcs(Tap):
             ),
         ),
         th.Property(
+            "unknown_agents",
+            th.StringType,
+            default="fail",
+            allowed_values=["fail", "skip"],
+            title="Unknown agents",
+            description=(
+                "What an agent that Kaleyra answers 'Agent Not Found' does to the run: "
+                "'fail' (the default) fails it; 'skip' leaves the agent out with one "
+                "warning and names it in the run record, and the models treat it as not "
+                "synced, not as emptied."
+            ),
+        ),
+        th.Property(
+            "trust_empty_answers",
+            th.BooleanType,
+            default=False,
+            title="Trust empty answers",
+            description=(
+                "An agent that had testers in the previous run and now answers none "
+                "(an empty list or data: null) is by default named in a warning and in "
+                "the run record, counted as not synced (its testers are not removed) and "
+                "no ACTIVATE_VERSION is sent; the next run's answer is trusted. True "
+                "trusts the first empty answer."
+            ),
+        ),
+        th.Property(
             "max_requests_per_second",
             th.NumberType,
             title="Max requests per second",
-            description="Rate limit shared by all concurrent requests; unset means no limit.",
+            description=(
+                "Requests per second, shared by all concurrent requests (0.01-10000); "
+                "unset means no limit."
+            ),
+        ),
+        th.Property(
+            "phoneno_hash_key",
+            th.StringType,
+            secret=True,
+            title="Phone number hash key",
+            description=(
+                "Secret of at least 16 characters. When set, phoneno in testers and "
+                "testers_observations is sent as its HMAC-SHA256 under this key (64 hex "
+                "digits), before any stream map; a null phoneno stays null. Keep it secret "
+                "and never change it: another key gives every number another hash. "
+                "Never logged."
+            ),
+        ),
+        th.Property(
+            "require_phoneno_hash_key",
+            th.BooleanType,
+            title="Require phone number hash key",
+            description=(
+                "True: refuse to run without phoneno_hash_key, rather than load clear "
+                "numbers (Meltano leaves out a setting whose variable is unset). The "
+                "tap-kaleyra-rcs--hashed-phones variant sets it."
+            ),
         ),
     ).to_dict()
 

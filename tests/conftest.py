@@ -182,7 +182,7 @@ def pytest_terminal_summary(terminalreporter: t.Any) -> None:
     for line in MODEL_ROWS:
         terminalreporter.write_line(f"models after {line}")
     terminalreporter.write_line(
-        f"API key scan: stdout and stderr of {KEY_SCANS.tap_runs} tap runs and "
+        f"Key scan: stdout and stderr of {KEY_SCANS.tap_runs} tap runs and "
         f"{KEY_SCANS.texts} other texts ({KEY_SCANS.characters:,} characters) checked for "
-        f"the key and every {KEY_PIECE}-character piece of it"
+        f"the API key, any phoneno_hash_key, and every {KEY_PIECE}-character piece of them"
     )

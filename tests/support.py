@@ -43,6 +43,20 @@ class KeyScans:
 
 KEY_SCANS = KeyScans()
 
+SECRET_SETTINGS = ("api_key", "phoneno_hash_key")
+"""The tap's secret settings: no output may hold any piece of one."""
+
+
+def secrets_given(config: dict[str, t.Any] | None, env: dict[str, str] | None) -> list[str]:
+    """The secrets a run was given, in its config file or its environment; blank ones
+    are no secret (and would match every run of spaces)."""
+    found = []
+    for name in SECRET_SETTINGS:
+        value = (config or {}).get(name) or (env or {}).get(f"TAP_KALEYRA_RCS_{name.upper()}")
+        if isinstance(value, str) and value.strip():
+            found.append(value)
+    return found
+
 
 def key_pieces(key: str) -> list[str]:
     """The key itself and every run of ``KEY_PIECE`` characters in it, in order."""
@@ -187,10 +201,9 @@ def run_tap(
         run = TapRun(done.returncode, done.stdout, done.stderr)
     else:
         run = TapRun(*run_in_process(arguments, full_env))
-    secret = (config or {}).get("api_key") or (env or {}).get("TAP_KALEYRA_RCS_API_KEY")
-    if secret:
-        # Every run, whatever it tests, also checks that no piece of the key leaks.
-        assert_no_key(run.stdout + run.stderr, secret, tap_run=True)
+    # Every run, whatever it tests, also checks that no piece of any secret leaks.
+    for scan, secret in enumerate(secrets_given(config, env)):
+        assert_no_key(run.stdout + run.stderr, secret, tap_run=scan == 0)
     return run
 
 

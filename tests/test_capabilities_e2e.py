@@ -1,7 +1,7 @@
 """Every capability the tap advertises, through the real Meltano CLI into a real warehouse.
 
-docs/capabilities.md maps each capability to the test that proves it; two live in
-test_meltano_e2e.py (activate-version in RECORD mode, the hashed-phones stream map).
+docs/capabilities.md maps each capability to the test that proves it; one lives in
+test_meltano_e2e.py (activate-version in RECORD mode).
 """
 
 from __future__ import annotations

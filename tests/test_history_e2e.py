@@ -11,8 +11,9 @@ one tester, T, goes through all of it:
 4. a run that fails at agent 48904, after 48900 answered with W changed to an
    unknown status and without X;
 5. agent 48901 (T's, U's and V's) is taken out of ``agent_numbers``;
-6. 48901 is synced again, without T and V; agent 48905 answers an empty list;
-7. T is back.
+6. 48901 is synced again, without T and V; agent 48905 answers an empty list,
+   which is held back (its testers kept) as the first empty answer after testers;
+7. T is back; 48905 answers empty again, which is believed: its testers go.
 
 Throughout, 48902 lists 48903's first tester too (a duplicate under two agents),
 48905 lists one tester twice, and one tester has no test_status.
@@ -275,12 +276,24 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
         )
     )
     _ok(wh.run_job())
-    _assert_current_is_what_the_sandbox_serves(wh, api)
     current = _current(wh)
     assert v["id"] not in current, "removed once its agent is synced again without it"
     assert current[u["id"]][3] == "true"
-    summary = _summary(wh)
-    assert summary["48905"] == (0, 0, 0, 0, 0, 0), "an empty agent has a row of zeros"
+    # The job passes the state on, so the tap knows 48905 listed testers last time:
+    # its first empty answer is held back, not synced, and removes nothing. The
+    # Snowflake harness runs the tap with `meltano invoke`, without the state: there
+    # an empty answer is believed at once (docs/streams.md, testers_sync_runs).
+    if wh.kind != "snowflake":
+        held = {tid for tid, row in current.items() if row[0] == "48905"}
+        assert held, "48905's testers are kept"
+        assert {current[tid][3] for tid in held} == {"false"}, "flagged not synced"
+        assert set(current) - held == set(_served(api)), "every other agent as served"
+        assert "48905" not in _summary(wh)
+        assert wh.rows(
+            "select held_agents from {schema}.testers_sync_runs where held_agents is not null"
+        ) == [("48905",)]
+    else:
+        _assert_current_is_what_the_sandbox_serves(wh, api)
 
     # 7. T is back.
     api.use(
@@ -293,6 +306,8 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
     )
     _ok(wh.run_job())
     _assert_current_is_what_the_sandbox_serves(wh, api)
+    summary = _summary(wh)
+    assert summary["48905"] == (0, 0, 0, 0, 0, 0), "a second empty answer is believed: zeros"
     runs = Runs(wh)
     assert len(runs.ids) == 7
     recorded = wh.rows("select run_id from {schema}.testers_sync_runs")

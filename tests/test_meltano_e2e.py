@@ -7,7 +7,6 @@ DuckDB file and a real PostgreSQL server; the sandbox API on 127.0.0.1.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import signal
@@ -19,10 +18,19 @@ import duckdb
 import pytest
 import yaml
 
+from tap_kaleyra_rcs.sandbox import DEFAULT_API_KEY, DEFAULT_SID
 from tests.meltano_kinds import MELTANO_KINDS, kinds_for
 from tests.processes import command_line, descendants, kill_tree
 from tests.support import TAP, RunningSandbox
-from tests.warehouses import ROOT, meltano_env, meltano_run, meltano_start, postgres_env, wait_until
+from tests.warehouses import (
+    ROOT,
+    meltano,
+    meltano_env,
+    meltano_run,
+    meltano_start,
+    postgres_env,
+    wait_until,
+)
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -127,14 +135,37 @@ def test_duckdb_shows_a_changed_test_status_after_the_next_run(pipeline):
     assert dict(rows)[changed] == "REVOKED"
 
 
-def test_hashed_phones_variant_never_lands_a_clear_number(pipeline):
-    pipeline.run_ok("target-duckdb", tap="tap-kaleyra-rcs--hashed-phones")
+def test_hashed_phones_variant_without_its_key_fails_naming_the_variable(pipeline):
+    # prod has no demo key: the key comes only from TAP_KALEYRA_RCS_PHONENO_HASH_KEY.
+    # Unset, Meltano leaves phoneno_hash_key out of the tap's config altogether.
+    # (The README-order run with the sandbox's key: tests/test_models_e2e.py.)
+    prod = {
+        **pipeline.env,
+        "MELTANO_ENVIRONMENT": "prod",
+        "TAP_KALEYRA_RCS_SID": DEFAULT_SID,
+        "TAP_KALEYRA_RCS_API_KEY": DEFAULT_API_KEY,
+        "TAP_KALEYRA_RCS_AGENT_NUMBERS": json.dumps(AGENTS),
+        "TAP_KALEYRA_RCS_BASE_URL": pipeline.api.url,
+    }
+    failed = meltano_run(prod, "tap-kaleyra-rcs--hashed-phones", "target-duckdb")
 
-    landed = dict(pipeline.duckdb_rows("select id, phoneno from kaleyra.testers"))
-    assert len(landed) == ALL_TESTERS
-    for agent in AGENTS:
-        for tester in pipeline.api.scenario.testers(agent):
-            assert landed[tester["id"]] == hashlib.sha256(tester["phoneno"].encode()).hexdigest()
+    assert failed.returncode != 0
+    output = failed.stderr + failed.stdout
+    (line,) = [line for line in output.splitlines() if "tap-kaleyra-rcs: error:" in line]
+    assert "first: phoneno_hash_key: not set, and require_phoneno_hash_key is true" in line
+    assert "set TAP_KALEYRA_RCS_PHONENO_HASH_KEY" in line
+    assert pipeline.api.stats()["requests"] == 0
+    assert pipeline.duckdb_rows("select table_name from information_schema.tables") == []
+
+    key = "prod-KEY-from-the-environment-wXq7"
+    given = meltano(
+        {**prod, "TAP_KALEYRA_RCS_PHONENO_HASH_KEY": key},
+        "invoke",
+        "--dump=config",
+        "tap-kaleyra-rcs--hashed-phones",
+    )
+    assert given.returncode == 0, given.stderr[-3000:]
+    assert json.loads(given.stdout)["phoneno_hash_key"] == key
 
 
 def test_jsonl_target_gets_every_tester(pipeline):

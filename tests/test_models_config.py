@@ -71,8 +71,28 @@ def test_dbt_reads_what_the_loader_reads(environment, loader, dbt):
                 "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": "default_target_schema",
             },
         ),
-        ("target-snowflake", "dbt-snowflake", {"TARGET_SNOWFLAKE_ACCOUNT": "account"}),
-        ("target-bigquery", "dbt-bigquery", {"TARGET_BIGQUERY_PROJECT": "project"}),
+        (
+            "target-snowflake",
+            "dbt-snowflake",
+            {
+                "TARGET_SNOWFLAKE_ACCOUNT": "account",
+                # Every credential form (tests/test_dbt_credentials.py: dbt reads each).
+                "TARGET_SNOWFLAKE_PASSWORD": "password",
+                "TARGET_SNOWFLAKE_PRIVATE_KEY": "private_key",
+                "TARGET_SNOWFLAKE_PRIVATE_KEY_PATH": "private_key_path",
+                "TARGET_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": "private_key_passphrase",
+                "TARGET_SNOWFLAKE_OAUTH_ACCESS_TOKEN": "oauth_access_token",
+            },
+        ),
+        (
+            "target-bigquery",
+            "dbt-bigquery",
+            {
+                "TARGET_BIGQUERY_PROJECT": "project",
+                "TARGET_BIGQUERY_CREDENTIALS_PATH": "credentials_path",
+                "TARGET_BIGQUERY_CREDENTIALS_JSON": "credentials_json",
+            },
+        ),
     ],
     ids=["duckdb", "postgres", "snowflake", "bigquery"],
 )

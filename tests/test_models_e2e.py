@@ -21,14 +21,16 @@ included, with PostgreSQL there under ``hard_delete``.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import typing as t
 
 import pytest
+import yaml
 
 from tests.model_warehouses import SUMMARY_COLUMNS, Warehouse, duckdb_reader, open_warehouse
 from tests.pipelines import spec
 from tests.test_meltano_e2e import AGENTS
-from tests.warehouses import meltano_env, meltano_run
+from tests.warehouses import ROOT, meltano, meltano_env, meltano_run, postgres_env
 
 if t.TYPE_CHECKING:
     from pathlib import Path
@@ -176,23 +178,119 @@ def test_models_follow_the_api_over_four_runs_and_ignore_a_failed_one(warehouse)
     assert first_run < second_run < fourth_run
 
 
-def test_hashed_phones_reach_every_model_hashed(sandbox, tmp_path):
+def _sandbox_phone_key() -> str:
+    """The demo key meltano.yml's sandbox environment gives the hashed-phones variant."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    (sandbox,) = [e for e in project["environments"] if e["name"] == "sandbox"]
+    (variant,) = [
+        plugin
+        for plugin in sandbox["config"]["plugins"]["extractors"]
+        if plugin["name"] == "tap-kaleyra-rcs--hashed-phones"
+    ]
+    return str(variant["config"]["phoneno_hash_key"])
+
+
+def _phones(read: t.Callable[[str], list[tuple[str, ...]]], relation: str) -> dict[str, str]:
+    """id -> phoneno ('' for NULL) of a relation holding one row per tester."""
+    return dict(read(f"select id, phoneno from kaleyra.{relation}"))
+
+
+def test_readme_order_hashes_from_the_variants_first_run_and_the_purge_clears_the_rest(
+    sandbox, tmp_path
+):
+    # The README's order: the plain tap, then the hashed-phones variant into the
+    # same DuckDB file; then the purge, and the models rebuilt.
     api = sandbox(_spec(FIRST))
     env = meltano_env(tmp_path, api.url)
-    done = meltano_run(
+    read = duckdb_reader(env["TARGET_DUCKDB_FILEPATH"])
+    key = _sandbox_phone_key().encode()
+    plain = meltano_run(env, "tap-kaleyra-rcs", "target-duckdb")
+    assert plain.returncode == 0, plain.stderr[-4000:]
+    clear = {tester_id: tester["phoneno"] for tester_id, tester in _served(api).items()}
+    gone = api.scenario.testers("48903")[5]["id"]
+    api.use(_spec({"48903": {"remove": [5]}}))  # not seen again: its loaded row stays as it was
+    hashed = meltano_run(
         env, "tap-kaleyra-rcs--hashed-phones", "target-duckdb", "dbt-duckdb:build-no-unit-tests"
     )
-    assert done.returncode == 0, done.stderr[-4000:]
+    assert hashed.returncode == 0, hashed.stderr[-4000:]
+    keyed = {
+        tester_id: hmac.new(key, phone.encode(), hashlib.sha256).hexdigest()
+        for tester_id, phone in clear.items()
+    }
+    current = set(_served(api))
 
-    read = duckdb_reader(env["TARGET_DUCKDB_FILEPATH"])
-    phones = dict(read("select id, phoneno from kaleyra.kaleyra_rcs__testers"))
-    served = _served(api)
-    assert set(phones) == set(served)
-    for tester_id, phone in phones.items():
-        assert phone == hashlib.sha256(served[tester_id]["phoneno"].encode()).hexdigest()
-    raw = dict(read("select id, phoneno from kaleyra.testers_observations"))
-    assert raw == phones, "the raw history holds hashed numbers too"
+    # From the variant's first run on, only hashes; what the plain run loaded stays clear.
+    first, second = [
+        dict(read(f"select id, phoneno from kaleyra.testers_observations where run_id = '{run}'"))
+        for (run,) in read(
+            "select run_id from kaleyra.testers_observations "
+            "group by run_id order by min(received_at)"
+        )
+    ]
+    assert first == clear
+    assert second == {tester_id: keyed[tester_id] for tester_id in current}
+    assert _phones(read, "testers") == {**keyed, gone: clear[gone]}
+    assert _phones(read, "int_kaleyra_rcs__tester_latest_observations")[gone] == clear[gone]
+    models_before = _phones(read, "kaleyra_rcs__testers")
+    assert models_before == second, "current testers: every one seen hashed"
+
+    # The purge, then the models rebuilt, in one command as docs/capabilities.md gives it.
+    purged = meltano_run(env, "dbt-duckdb:purge-clear-phones", "dbt-duckdb:build-no-unit-tests")
+    assert purged.returncode == 0, purged.stderr[-4000:]
+    assert f'testers_observations": {len(clear)} clear phone numbers set to NULL' in purged.stderr
+
+    # No clear number in any raw table or model; the hashes are untouched.
+    holding = read(
+        "select table_name from information_schema.columns "
+        "where table_schema = 'kaleyra' and column_name = 'phoneno'"
+    )
+    assert len(holding) >= 5, holding
+    for (relation,) in holding:
+        values = {phone for (phone,) in read(f"select distinct phoneno from kaleyra.{relation}")}
+        assert values <= {"", *keyed.values()}, relation
+    assert _phones(read, "testers")[gone] == ""
+    assert _phones(read, "kaleyra_rcs__testers") == models_before
     summary = read("select sum(testers) from kaleyra.kaleyra_rcs__agent_summary")
-    assert summary == [(str(len(served)),)]
-    history = read("select count(*) from kaleyra.kaleyra_rcs__tester_status_history")
-    assert history == [(str(len(served)),)]
+    assert summary == [(str(len(current)),)]
+
+
+HASH = "0123456789abcdef" * 4
+PHONES = {
+    "clear": "19876543210",
+    "hash": HASH,
+    "null": None,
+    "upper-case hash": HASH.upper(),
+    "63 hex digits": HASH[:63],
+    "65 hex digits": HASH + "0",
+    "formatted": "+1 987 654 3210",
+    "empty": "",
+}
+"""phoneno values and what the purge must make of them: only a hash (64 lower-case hex
+digits) and NULL are kept."""
+
+
+def test_the_purge_keeps_only_hashes_on_postgresql(postgres, tmp_path):
+    env, schema = postgres_env(tmp_path, "http://127.0.0.1:1", postgres)
+    rows = ", ".join(
+        f"('{case}', {'null' if phone is None else repr(phone)})" for case, phone in PHONES.items()
+    )
+    postgres.psql(
+        f"create schema {schema}; "
+        f"create table {schema}.testers_observations (id text, phoneno text); "
+        f"insert into {schema}.testers_observations values {rows}; "
+        f"create table {schema}.testers (id text, carrierid integer); "
+        f"create table {schema}.kaleyra_rcs__testers (id text, phoneno text); "
+        f"insert into {schema}.kaleyra_rcs__testers values ('a', '19876543210'), ('b', '{HASH}')"
+    )
+    purged = meltano(env, "invoke", "dbt-postgres:purge-clear-phones")
+
+    assert purged.returncode == 0, purged.stdout[-3000:] + purged.stderr[-3000:]
+    assert dict(postgres.psql(f"select id, phoneno from {schema}.testers_observations")) == {
+        case: HASH if case == "hash" else "" for case in PHONES
+    }
+    assert postgres.psql(f"select id, phoneno from {schema}.kaleyra_rcs__testers order by id") == [
+        ["a", ""],
+        ["b", HASH],
+    ]
+    for skipped in ('testers" has no phoneno column', 'tester_latest_observations" does not exist'):
+        assert skipped in purged.stdout, purged.stdout[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
 import jsonschema
@@ -14,7 +15,9 @@ from tap_kaleyra_rcs.runs import RunSummary
 from tap_kaleyra_rcs.tap import TapKaleyraRcs
 from tests.support import run_tap
 
-HASH = "sha256(phoneno) if phoneno else None"
+MAP = "phoneno[:16] if phoneno else None"
+"""A stream map on phoneno (its first 16 characters), for the map inheritance tests."""
+KEY = "Observe-KEY-wXq7zLm9"
 
 
 def test_every_tester_every_run_is_observed_with_its_run_agent_and_place(sandbox, tmp_path):
@@ -150,19 +153,24 @@ def test_observations_alone_are_sent_without_the_testers_stream(sandbox, tmp_pat
 
 def test_a_stream_map_on_testers_reaches_the_observations(sandbox, tmp_path):
     api = sandbox({"agents": 1, "testers_per_agent": 3})
-    run = run_tap(api.config(stream_maps={"testers": {"phoneno": HASH}}), tmp_path)
+    # The key hashes each number first; the map on testers then maps the hash, in
+    # both streams.
+    config = api.config(phoneno_hash_key=KEY, stream_maps={"testers": {"phoneno": MAP}})
+    run = run_tap(config, tmp_path)
 
     assert run.returncode == 0, run.stderr
     clear = [tester["phoneno"] for tester in api.scenario.testers("48900")]
-    hashed = [hashlib.sha256(phone.encode()).hexdigest() for phone in clear]
-    assert [r["phoneno"] for r in run.records] == hashed
-    assert [o["phoneno"] for o in run.records_of("testers_observations")] == hashed
+    keyed = [hmac.new(KEY.encode(), phone.encode(), hashlib.sha256).hexdigest() for phone in clear]
+    assert [r["phoneno"] for r in run.records] == [phone[:16] for phone in keyed]
+    assert [o["phoneno"] for o in run.records_of("testers_observations")] == [
+        phone[:16] for phone in keyed
+    ]
     assert not any(phone in run.stdout for phone in clear)
     assert "testers_observations uses the stream map given for testers" in run.stderr
 
 
 def test_an_own_stream_map_for_observations_is_kept():
-    own = {"testers": {"phoneno": HASH}, "testers_observations": {"phoneno": "__NULL__"}}
+    own = {"testers": {"phoneno": MAP}, "testers_observations": {"phoneno": "__NULL__"}}
     assert with_inherited_stream_map(own) is own
     assert with_inherited_stream_map({}) == {}
 
@@ -175,7 +183,7 @@ def test_an_inherited_map_keeps_the_run_fields_and_not_the_alias_or_keys():
         "__filter__": "status == 'ACTIVE'",
         "__else__": None,
         "id": "id",
-        "phoneno": HASH,
+        "phoneno": MAP,
     }
     inherited = with_inherited_stream_map({"testers": testers})["testers_observations"]
 
@@ -183,15 +191,15 @@ def test_an_inherited_map_keeps_the_run_fields_and_not_the_alias_or_keys():
         "__filter__": "status == 'ACTIVE'",
         "__else__": None,
         "id": "id",
-        "phoneno": HASH,
+        "phoneno": MAP,
         **{field: field for field in RUN_FIELDS},
     }
     assert with_inherited_stream_map({"testers": None}) == {
         "testers": None,
         "testers_observations": None,
     }
-    without_else = with_inherited_stream_map({"testers": {"phoneno": HASH}})
-    assert without_else["testers_observations"] == {"phoneno": HASH}
+    without_else = with_inherited_stream_map({"testers": {"phoneno": MAP}})
+    assert without_else["testers_observations"] == {"phoneno": MAP}
 
 
 def test_an_observation_is_the_tester_with_its_run_agent_place_and_arrival():

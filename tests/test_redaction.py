@@ -22,6 +22,7 @@ import pytest
 from tap_kaleyra_rcs import errors as errors_module
 from tap_kaleyra_rcs.client import _SNIPPET_LENGTH, Retry, TestersClient, safe_snippet
 from tap_kaleyra_rcs.errors import KaleyraError, MalformedResponse
+from tap_kaleyra_rcs.phones import PhoneHasher
 from tap_kaleyra_rcs.records import build_records
 from tap_kaleyra_rcs.settings import parse_settings
 from tests.support import assert_no_key, key_piece_in, run_tap
@@ -29,6 +30,8 @@ from tests.support import assert_no_key, key_piece_in, run_tap
 KEY = "Rcs-Test-KEY-7f3a9c2e"
 """A made-up key; mixed case, as a host name holding it arrives lower-cased."""
 DECOY = "D" * len(KEY)
+HASH_KEY = "Hash-Secret-KEY-wXq7zLm9"
+"""A made-up phoneno_hash_key, the other secret: redacted like the API key."""
 """A key of the same length that no answer echoes: the same windows, nothing redacted."""
 AGENT = "48901"
 MARK = " the key is "
@@ -167,10 +170,10 @@ def test_a_key_in_a_redirect_location_is_not_in_the_output(
 def test_a_key_in_a_field_value_quoted_in_an_error_is_not_in_the_output(sandbox, tmp_path, offset):
     # The value is quoted as repr(["...the key is KEY..."]): "['" comes first.
     value = ["." * (VALUE_CUT + offset - len(MARK) - 2) + MARK + KEY]
-    api = _serving(sandbox, set={"0": {"phoneno": value}})
+    api = _serving(sandbox, set={"0": {"status": value}})
     run = _run(api, tmp_path)
 
-    assert "field 'phoneno'" in run.last_line
+    assert "field 'status'" in run.last_line
     assert_key_not_shown(run.stderr, KEY)
 
 
@@ -182,6 +185,18 @@ def test_an_unknown_field_named_after_the_key_is_warned_about_without_it(sandbox
     (warning,) = [line for line in run.stderr.splitlines() if "returned a field" in line]
     assert "'echo *** x'" in warning
     assert_key_not_shown(run.stdout + run.stderr, KEY)
+
+
+def test_the_phone_hash_key_echoed_in_a_quoted_value_is_not_in_the_output(sandbox, tmp_path):
+    # Short enough to be quoted whole: only redaction keeps the key out.
+    api = _serving(sandbox, set={"0": {"carrierid": f"echo {HASH_KEY}"}})
+    config = api.config(api_key=KEY, phoneno_hash_key=HASH_KEY, max_retries=1)
+    run = run_tap(config, tmp_path)
+
+    assert run.returncode == 1
+    assert run.last_line.startswith(f"tap-kaleyra-rcs: error: agent {AGENT}: tester #0 field")
+    assert "'echo ***'" in run.last_line
+    assert_no_key(run.stdout + run.stderr, HASH_KEY)
 
 
 def test_a_huge_field_value_is_quoted_short_and_without_the_key(sandbox, tmp_path):
@@ -244,10 +259,10 @@ def test_the_key_is_placed_where_each_cut_falls(monkeypatch, client, status, car
 def test_every_position_around_the_cut_of_a_quoted_field_value_hides_the_key(client):
     for offset in range(-len(KEY) - 2, 4):
         value = ["." * (VALUE_CUT + offset - len(MARK) - 2) + MARK + KEY]
-        tester = {"id": "a", "agent_no": AGENT, "phoneno": value}
+        tester = {"id": "a", "agent_no": AGENT, "status": value}
         with pytest.raises(MalformedResponse) as caught:
             build_records(AGENT, [tester])
-        assert "field 'phoneno'" in str(caught.value)
+        assert "field 'status'" in str(caught.value)
         assert_key_not_shown(str(caught.value), KEY)
 
 
@@ -261,6 +276,23 @@ def test_each_hidden_run_becomes_one_marker_and_the_rest_is_kept(monkeypatch):
     assert errors_module.redact(f"{KEY} tail") == "*** tail"
     assert errors_module.redact(f"a{KEY.upper()[:9]}b") == "a***b"
     assert errors_module.redact("nothing secret here") == "nothing secret here"
+
+
+def test_a_phone_hasher_registers_its_key_for_redaction(monkeypatch):
+    monkeypatch.setattr(errors_module, "_SECRETS", {KEY})
+    PhoneHasher(HASH_KEY)
+
+    assert errors_module.redact(f"a {HASH_KEY} b {HASH_KEY[4:13]} c {KEY}") == "a *** b *** c ***"
+    assert errors_module.longest_secret() == len(HASH_KEY)
+
+
+@pytest.mark.parametrize("api_key_first", [True, False])
+def test_two_secrets_sharing_a_piece_are_both_hidden_whole(monkeypatch, api_key_first):
+    other = "Zz-Test-KEY-7f3a-other"  # shares "-Test-KEY-7f3a" with KEY
+    in_use = [KEY, other] if api_key_first else [other, KEY]  # whichever is looked at first
+    monkeypatch.setattr(errors_module, "_SECRETS", in_use)
+
+    assert errors_module.redact(f"a {KEY} b {other} c") == "a *** b *** c"
 
 
 def test_with_no_key_in_use_a_snippet_is_the_body_shortened(monkeypatch):

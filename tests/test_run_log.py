@@ -7,8 +7,8 @@ import re
 from tests.support import run_tap
 
 SUMMARY = re.compile(
-    r"INFO .*synced (\d+) testers from (\d+) agents \((\d+) with no testers\) "
-    r"in [\d.]+ s; (\d+) retries; (\d+) duplicate ids$",
+    r"INFO .*synced (\d+) testers? from (\d+) agents? \((\d+) with no testers\) "
+    r"in [\d.]+ s; (\d+) retr(?:y|ies); (\d+) duplicate ids?$",
     re.MULTILINE,
 )
 

@@ -45,6 +45,8 @@ def test_the_record_counts_agents_empty_agents_testers_and_retries():
         "testers": 6,
         "retries": 3,
         "duplicate_ids": 0,
+        "skipped_agents": None,
+        "held_agents": None,
     }
 
 
@@ -52,9 +54,38 @@ def test_the_line_says_the_same_as_the_record():
     line = _finished(1, 5, 0).line()
 
     assert line.startswith("synced 5 testers from 2 agents (1 with no testers) in ")
-    assert line.endswith(" s; 1 retries; 0 duplicate ids")
+    assert line.endswith(" s; 1 retry; 0 duplicate ids")
     seconds = float(line.split(" in ")[1].split(" s;")[0])
     assert 0 <= seconds < 60
+
+
+@pytest.mark.parametrize(
+    ("testers_per_agent", "retries", "says"),
+    [
+        ((1,), 1, "synced 1 tester from 1 agent (0 with no testers)"),
+        ((1,), 1, "; 1 retry; 0 duplicate ids"),
+        ((0, 2), 2, "synced 2 testers from 2 agents (1 with no testers)"),
+        ((0, 2), 2, "; 2 retries; 0 duplicate ids"),
+    ],
+)
+def test_the_line_counts_in_words_people_read(testers_per_agent, retries, says):
+    assert says in _finished(retries, *testers_per_agent).line()
+
+
+def test_agents_left_out_are_named_in_the_line_and_the_record():
+    summary = RunSummary()
+    summary.count(_batch("48900", 2))
+    summary.skipped_agents += ["48901", "48903"]
+    summary.held_agents.append("48902")
+    run = summary.finish(0)
+
+    assert run.line().endswith(
+        "; skipped as unknown to Kaleyra: 48901, 48903; not synced, testers all gone at once: 48902"
+    )
+    assert run.line().startswith("synced 2 testers from 1 agent ")
+    record = run.record()
+    assert (record["skipped_agents"], record["held_agents"]) == ("48901,48903", "48902")
+    assert [a["agent_no"] for a in run.agent_records()] == ["48900"]
 
 
 def test_the_line_gives_the_time_from_start_to_finish(monkeypatch):

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import typing as t
 
 import duckdb
@@ -18,8 +17,6 @@ import pytest
 
 from tests.processes import command_line, with_environment
 from tests.warehouses import (
-    MELTANO,
-    ROOT,
     meltano,
     meltano_env,
     meltano_run,
@@ -28,6 +25,7 @@ from tests.warehouses import (
 )
 
 if t.TYPE_CHECKING:
+    import subprocess
     from pathlib import Path
 
     from tests.support import RunningSandbox
@@ -37,7 +35,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
 AGENTS = ["48900", "48901", "48902", "48903", "48904", "48905"]
 JOBS = ["testers-duckdb", "testers-postgres", "testers-snowflake", "testers-bigquery"]
 SUMMARY = re.compile(
-    r"synced (\d+) testers from (\d+) agents \((\d+) with no testers\) in [\d.]+ s; (\d+) retries"
+    r"synced (\d+) testers? from (\d+) agents? \((\d+) with no testers\) in [\d.]+ s; "
+    r"(\d+) retr(?:y|ies)"
 )
 SLOW_AGENT_MS = 600_000
 """Latency of the agent a run is caught waiting for: far longer than any test.
@@ -190,15 +189,13 @@ def test_sigterm_to_schedule_run_leaves_its_meltano_run_going(sandbox, tmp_path)
     This is why docs/scheduling.md has schedulers run `meltano run <job>`.
     """
     api, env = _caught_waiting(sandbox, tmp_path)
-    with (tmp_path / "run.log").open("wb") as log:
-        wrapper = subprocess.Popen(
-            [MELTANO, "--log-level=info", "schedule", "run", "daily-testers-duckdb"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    wrapper = meltano_start(
+        env,
+        "daily-testers-duckdb",
+        log=tmp_path / "run.log",
+        command="schedule run",
+        own_session=True,
+    )
     try:
         _wait_for_the_slow_agent(api)
         wrapper.send_signal(signal.SIGTERM)

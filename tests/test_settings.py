@@ -57,6 +57,8 @@ IN_EFFECT: dict[str, t.Callable[[Settings], object]] = {
     "retry_backoff_seconds": lambda s: s.retry_backoff_seconds,
     "max_retry_wait_seconds": lambda s: s.max_retry_wait_seconds,
     "max_concurrent_agents": lambda s: s.max_concurrent_agents,
+    "unknown_agents": lambda s: s.unknown_agents,
+    "trust_empty_answers": lambda s: s.trust_empty_answers,
 }
 """How to read, from the checked settings, the value a default gives each setting."""
 
@@ -244,3 +246,39 @@ def test_both_bounds_a_refusal_states_are_accepted_and_just_beyond_is_not(name):
     for beyond in (low - step, high + step):
         (refused,) = _problems(**{name: beyond})
         assert refused.startswith(f"{name}: must be between {found[1]} and {found[2]}"), refused
+
+
+DESCRIBED_RANGE = re.compile(r"\((\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)[ ;)]")
+"""The range a numeric setting's description states, e.g. (1-64; ...) or (0.1-600 s)."""
+
+
+def _types(schema: t.Mapping[str, t.Any]) -> list[str]:
+    types = schema.get("type", [])
+    return [types] if isinstance(types, str) else list(types)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        name
+        for name, schema in TapKaleyraRcs.config_jsonschema["properties"].items()
+        # The tap's own settings (Settings holds each checked value), not the SDK's.
+        if name in Settings.__dataclass_fields__ and {"integer", "number"} & set(_types(schema))
+    ],
+)
+def test_the_range_a_numeric_setting_describes_is_the_range_it_accepts(name):
+    schema = TapKaleyraRcs.config_jsonschema["properties"][name]
+    found = DESCRIBED_RANGE.search(schema["description"])
+    assert found, f"{name}: the description states no range like (1-64): {schema['description']}"
+    low, high = (Decimal(bound) for bound in found.groups())
+    whole = "integer" in _types(schema)
+
+    def given(value: Decimal) -> int | Decimal:
+        return int(value) if whole else value
+
+    for bound in (low, high):
+        assert getattr(parse_settings({**VALID, name: given(bound)}), name) == float(bound)
+    for step in {Decimal(1), Decimal(1) if whole else Decimal("0.001")}:
+        for beyond in (low - step, high + step):
+            (refused,) = _problems(**{name: given(beyond)})
+            assert refused.startswith(f"{name}: must be between "), refused

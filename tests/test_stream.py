@@ -29,7 +29,8 @@ def test_emits_schema_records_and_state_with_one_request_per_agent(sandbox, tmp_
         "bookmarks": {
             "testers": {
                 "partitions": [
-                    {"context": {"agent_no": agent}} for agent in ("48900", "48901", "48902")
+                    {"context": {"agent_no": agent}, "testers_last_answered": 4}
+                    for agent in ("48900", "48901", "48902")
                 ]
             },
             "testers_observations": {},

@@ -216,14 +216,26 @@ def meltano_run(
     return meltano(env, "--log-level=info", "run", *blocks, timeout=timeout)
 
 
-def meltano_start(env: dict[str, str], *blocks: str, log: Path) -> subprocess.Popen[bytes]:
+def meltano_start(
+    env: dict[str, str],
+    *blocks: str,
+    log: Path,
+    command: str = "run",
+    own_session: bool = False,
+) -> subprocess.Popen[bytes]:
+    """``meltano <command> <blocks>`` in the background, its output in ``log``.
+
+    ``own_session``: in a process group of its own, as a terminal's foreground
+    job, so a signal can go to every process of it and to nothing else.
+    """
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [MELTANO, "--log-level=info", "run", *blocks],
+            [MELTANO, "--log-level=info", *command.split(), *blocks],
             cwd=ROOT,
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            start_new_session=own_session,
         )
 
 

@@ -7,6 +7,11 @@ has not): ``python throwaway_credentials.py DIRECTORY HOST`` writes
   (google-auth signs a token request with it; the local token endpoint grants any);
 * ``tls.crt`` and ``tls.key``: a self-signed certificate for ``HOST``, its own CA,
   which the client trusts through ``GRPC_DEFAULT_SSL_ROOTS_FILE_PATH`` only.
+
+``python throwaway_credentials.py DIRECTORY HOST PASSPHRASE`` also writes
+``service-account.encrypted.pem``, the same key encrypted with ``PASSPHRASE``: the
+dbt credentials tests (tests/test_dbt_credentials.py) give both to dbt-snowflake,
+under any Python with ``cryptography`` (a dbt utility's).
 """
 
 from __future__ import annotations
@@ -33,18 +38,25 @@ def _key(bits: int) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
-def _pem(key: rsa.RSAPrivateKey) -> bytes:
+def _pem(key: rsa.RSAPrivateKey, passphrase: str = "") -> bytes:
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
     return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
 
 
 def main() -> None:
-    """Write the three files into the directory given."""
-    directory, host = Path(sys.argv[1]), sys.argv[2]
-    (directory / "service-account.pem").write_bytes(_pem(_key(SERVICE_ACCOUNT_KEY_BITS)))
+    """Write the three files (four with a passphrase) into the directory given."""
+    directory, host, passphrase = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+    service_account = _key(SERVICE_ACCOUNT_KEY_BITS)
+    (directory / "service-account.pem").write_bytes(_pem(service_account))
+    if passphrase:
+        encrypted = _pem(service_account, passphrase[0])
+        (directory / "service-account.encrypted.pem").write_bytes(encrypted)
     key = _key(TLS_KEY_BITS)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
     now = dt.datetime.now(dt.timezone.utc)
