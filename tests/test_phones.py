@@ -60,7 +60,10 @@ def test_the_key_sends_every_phoneno_as_its_hmac_in_both_streams(api, tmp_path):
     assert _phones(run.records) == expected
     assert _phones(run.records_of("testers_observations")) == expected
     assert not any(phone in run.stdout for phone in served[2:]), "no clear number is sent"
-    assert "phoneno is sent as its HMAC-SHA256 under phoneno_hash_key" in run.stderr
+    assert (
+        "phoneno is sent as its HMAC-SHA256 under phoneno_hash_key, in testers and "
+        "testers_observations, before any stream map"
+    ) in run.stderr
 
 
 def test_without_a_key_phoneno_is_sent_as_it_is(api, tmp_path):

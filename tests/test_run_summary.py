@@ -76,15 +76,16 @@ def test_agents_left_out_are_named_in_the_line_and_the_record():
     summary = RunSummary()
     summary.count(_batch("48900", 2))
     summary.skipped_agents += ["48901", "48903"]
-    summary.held_agents.append("48902")
+    summary.held_agents += ["48902", "48904"]
     run = summary.finish(0)
 
     assert run.line().endswith(
-        "; skipped as unknown to Kaleyra: 48901, 48903; not synced, testers all gone at once: 48902"
+        "; skipped as unknown to Kaleyra: 48901, 48903"
+        "; not synced, testers all gone at once: 48902, 48904"
     )
     assert run.line().startswith("synced 2 testers from 1 agent ")
     record = run.record()
-    assert (record["skipped_agents"], record["held_agents"]) == ("48901,48903", "48902")
+    assert (record["skipped_agents"], record["held_agents"]) == ("48901,48903", "48902,48904")
     assert [a["agent_no"] for a in run.agent_records()] == ["48900"]
 
 

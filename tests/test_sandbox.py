@@ -102,7 +102,14 @@ def test_a_bad_scenario_file_is_a_one_line_error(tmp_path):
 @pytest.mark.parametrize(
     ("scenario", "named"),
     [
-        ({"agent": 6}, "'agent' is not a scenario key"),
+        (
+            {"agent": 6},
+            (
+                "'agent' is not a scenario key; the keys here are: sid, api_key, path, agents, "
+                "testers_per_agent, seed, latency_ms, rate_limit_per_second, cache_megabytes, "
+                "agent_overrides"
+            ),
+        ),
         ({"agents": -1}, "agents must be a count of 1 or more"),
         ({"agents": []}, "agents must be a count of 1 or more"),
         ({"agents": True}, "agents must be"),
@@ -137,7 +144,7 @@ def test_a_scenario_docs_do_not_allow_is_one_line_and_exit_2(tmp_path, capsys, s
 
 def test_every_documented_scenario_key_is_accepted(sandbox):
     every_key = {
-        "sid": "SID1", "api_key": "k", "path": "/v1/{sid}/x", "agents": ["1", 2],
+        "sid": "SID1", "api_key": "k", "path": "/v1/{sid}/x", "agents": ["1", 2, 0],
         "testers_per_agent": 0, "seed": -3, "latency_ms": 0.5, "rate_limit_per_second": None,
         "cache_megabytes": 0,
         "agent_overrides": {"1": {
@@ -147,7 +154,8 @@ def test_every_documented_scenario_key_is_accepted(sandbox):
             "faults": [
                 {"status": 503, "body": None, "headers": {"Retry-After": "1"}, "times": "always",
                  "content_type": "text/plain", "retry_after_http_date": 0},
-                {"body_text": "x", "times": 2}, {"body_hex": "00ff"},
+                {"body_text": "x", "times": 1}, {"body_hex": "00ff", "status": 599},
+                {"status": 100},
                 {"kind": "hang", "seconds": 0}, {"kind": "drop"}, {"kind": "reset"},
             ],
         }},
