@@ -32,6 +32,7 @@ HISTORY = "transform/models/marts/kaleyra_rcs__tester_status_history.sql"
 CURRENT = "transform/models/marts/kaleyra_rcs__testers.sql"
 SUMMARY = "transform/models/marts/kaleyra_rcs__agent_summary.sql"
 COPY_ORDER = "transform/macros/kaleyra_rcs_copy_order.sql"
+DRIFT = "transform/macros/kaleyra_rcs_drifted_fields.sql"
 
 MUTATIONS = [
     (
@@ -100,6 +101,13 @@ MUTATIONS = [
         "    where is_agent_synced\n",
         "",
     ),
+    (
+        "current testers without their latest answer's drifted_fields",
+        CURRENT,
+        "    latest.drifted_fields\n",
+        "    cast(null as {{ dbt.type_string() }}) as drifted_fields\n",
+    ),
+    ("a passed-through field with a typed column keeps its name", DRIFT, "~ '_as_sent'", ""),
 ]
 
 

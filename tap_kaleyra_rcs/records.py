@@ -2,9 +2,10 @@
 
 The API's field types are known only from one sample, so each field is coerced
 only where the meaning is unambiguous (``"true"`` for a boolean, ``1.0`` or
-``"17"`` for an integer, a number for an id) and anything else stops the run
-with the agent and field named: a record that breaks its declared schema would
-be loaded wrongly, or not at all, by the target.
+``"17"`` for an integer, a number for an id). A value that still does not fit
+never goes into its typed column, which would make the target load it wrongly or
+not at all: by ``schema_changes`` it is kept in ``drifted_fields`` (the typed
+column null), left out, or stops the run with the agent and field named.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ from datetime import datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
 
+from tap_kaleyra_rcs.drift import (
+    CHANGED_TYPE,
+    DRIFTED_FIELDS,
+    FAIL_ADVICE,
+    KEEP,
+    MISSING,
+    NEW,
+    NOT_EPOCH_MILLISECONDS,
+    DriftPolicy,
+    SchemaChange,
+    new_field_error,
+)
 from tap_kaleyra_rcs.errors import MalformedResponse, longest_secret, redact, redact_cut
 from tap_kaleyra_rcs.phones import PHONE_FIELD, PhoneHasher
 
@@ -119,7 +132,8 @@ class AgentTesters:
 
     agent: str
     records: list[dict[str, t.Any]]
-    unknown_fields: set[str] = field(default_factory=set)
+    changes: dict[SchemaChange, str] = field(default_factory=dict)
+    """How the answer departed from the schema, each change once, with a detail."""
     extracted_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     """When the API's answer arrived: the records' ``time_extracted``."""
     answer: str = "list"
@@ -138,64 +152,85 @@ unknown field, a missing field or a value that needed coercing are never added.
 
 
 def build_records(
-    agent: str, raw_testers: list[t.Any], phones: PhoneHasher | None = None
+    agent: str,
+    raw_testers: list[t.Any],
+    phones: PhoneHasher | None = None,
+    drift: DriftPolicy = KEEP,
 ) -> AgentTesters:
     """Coerce every raw tester of one agent, or fail naming the agent and field.
 
-    With ``phones``, each ``phoneno`` is replaced by its keyed hash here, before
-    any stream sends or maps the records (tap_kaleyra_rcs/phones.py).
+    What does not fit the schema is kept, left out or fails the run as ``drift``
+    says (tap_kaleyra_rcs/drift.py), and each such change is noted once in the
+    batch's ``changes``. With ``phones``, each ``phoneno`` is replaced by its
+    keyed hash here, before any stream sends or maps the records
+    (tap_kaleyra_rcs/phones.py).
     """
     result = AgentTesters(agent, [])
     append = result.records.append
+    changes = result.changes
     trusted = _TRUSTED_SHAPES
-    index = 0
-    try:
-        for index, raw in enumerate(raw_testers):
-            # The hot path: one shape lookup instead of a check per field.
-            if (
-                type(raw) is dict
-                and (tuple(raw), tuple(map(type, raw.values()))) in trusted
-                and raw["id"]
-                and raw["agent_no"]
-            ):
+    seen_fields: set[tuple[str, ...]] = set()
+    for index, raw in enumerate(raw_testers):
+        # The hot path: one shape lookup instead of a check per field.
+        if type(raw) is dict:
+            names = tuple(raw)
+            seen_fields.add(names)
+            if (names, tuple(map(type, raw.values()))) in trusted and raw["id"] and raw["agent_no"]:
                 record = raw
             else:
-                record = _coerce_tester(agent, index, raw, result.unknown_fields)
-            millis = record["created_date"]
+                record = _coerce_tester(agent, index, raw, changes, drift)
+        else:
+            record = _coerce_tester(agent, index, raw, changes, drift)
+        millis = record["created_date"]
+        try:
             record["created_at"] = None if millis is None else epoch_millis_to_rfc3339(millis)
-            append(record)
-    except OverflowError:
-        msg = (
-            f"agent {agent}: tester #{index} created_date is not a plausible "
-            "epoch-milliseconds timestamp"
-        )
-        raise MalformedResponse(msg) from None
+        except OverflowError:
+            record["created_at"] = None
+            _not_epoch_milliseconds(agent, index, millis, changes, drift)
+        append(record)
+    if seen_fields:
+        present = set().union(*seen_fields)
+        for name in COERCERS.keys() - present:
+            changes.setdefault(SchemaChange(name, MISSING), "")
     if phones is not None:
         phones.hash_phones(result.records)
     return result
 
 
-def _coerce_tester(agent: str, index: int, raw: object, unknown: set[str]) -> dict[str, t.Any]:
+def _not_epoch_milliseconds(
+    agent: str, index: int, millis: int, changes: dict[SchemaChange, str], drift: DriftPolicy
+) -> None:
+    if drift.mode == "fail":
+        msg = (
+            f"agent {agent}: tester #{index} created_date is not a plausible "
+            f"epoch-milliseconds timestamp{FAIL_ADVICE}"
+        )
+        raise MalformedResponse(msg) from None
+    changes.setdefault(SchemaChange("created_date", NOT_EPOCH_MILLISECONDS), _short(millis))
+
+
+def _coerce_tester(
+    agent: str,
+    index: int,
+    raw: object,
+    changes: dict[SchemaChange, str],
+    drift: DriftPolicy,
+) -> dict[str, t.Any]:
     """Check and coerce one tester field by field; learn its shape if it needed nothing."""
     if not isinstance(raw, dict):
         msg = f"agent {agent}: tester #{index} is a JSON {type(raw).__name__}, not an object"
         raise MalformedResponse(msg)
     record: dict[str, t.Any] = {}
+    drifted: dict[str, t.Any] = {}
+    where = f"agent {agent}: tester #{index}"
     for name, value in raw.items():
-        coerce = COERCERS.get(name)
-        if coerce is None:
-            unknown.add(name)
-            continue
-        try:
-            record[name] = coerce(value)
-        except _BadValue as expected:
-            # A phone number is personal data: never quoted, whatever its shape.
-            shown = "" if name == PHONE_FIELD else f" {_short(value)}"
-            msg = (
-                f"agent {agent}: tester #{index} field {name!r} is "
-                f"{type(value).__name__}{shown}, expected {expected}"
-            )
-            raise MalformedResponse(msg) from None
+        fits, coerced = _fit(where, name, value, changes, drift)
+        if fits:
+            record[name] = coerced
+        elif drift.keeps(name):
+            drifted[name] = value
+        if not fits and name in COERCERS:
+            record[name] = None
     if not record.get("id"):
         msg = (
             f"agent {agent}: tester #{index} has no 'id', so it can't be upserted; "
@@ -208,7 +243,38 @@ def _coerce_tester(agent: str, index: int, raw: object, unknown: set[str]) -> di
     if not record.get("agent_no"):
         record["agent_no"] = agent
     record.setdefault("created_date", None)
+    if drifted:
+        # Redacted like every text the tap writes: a server that echoes the key
+        # in a field must not put it in the warehouse through this column.
+        text = json.dumps(drifted, ensure_ascii=False, separators=(",", ":"))
+        record[DRIFTED_FIELDS] = redact(text)
     return record
+
+
+def _fit(
+    where: str, name: str, value: object, changes: dict[SchemaChange, str], drift: DriftPolicy
+) -> tuple[bool, t.Any]:
+    """``(True, value as the schema has it)``, or ``(False, None)`` for a change kept or left out.
+
+    Raises MalformedResponse for an unusable id, and for any change under ``fail``.
+    """
+    coerce = COERCERS.get(name)
+    if coerce is None:
+        if drift.mode == "fail":
+            raise MalformedResponse(new_field_error(where, name))
+        changes.setdefault(SchemaChange(name, NEW), type(value).__name__)
+        return False, None
+    try:
+        return True, coerce(value)
+    except _BadValue as expected:
+        # A phone number is personal data: never quoted, whatever its shape.
+        shown = "" if name == PHONE_FIELD else f" {_short(value)}"
+        found = f"{type(value).__name__}{shown}, expected {expected}"
+        if name == "id" or drift.mode == "fail":
+            advice = "" if name == "id" else FAIL_ADVICE
+            raise MalformedResponse(f"{where} field {name!r} is {found}{advice}") from None
+        changes.setdefault(SchemaChange(name, CHANGED_TYPE), found)
+        return False, None
 
 
 _SHORT = 40

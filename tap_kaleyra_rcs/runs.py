@@ -25,6 +25,7 @@ from tap_kaleyra_rcs.records import load_schema
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_kaleyra_rcs.drift import SchemaChange
     from tap_kaleyra_rcs.records import AgentTesters
 
 
@@ -51,6 +52,8 @@ class RunSummary:
         """Agents Kaleyra does not know, left out with ``unknown_agents: skip``."""
         self.held_agents: list[str] = []
         """Agents whose testers all vanished in one answer: not counted as synced."""
+        self.schema_changes: dict[SchemaChange, str] = {}
+        """Each way the run's answers departed from the schema, with the first agent."""
         self._agent_of_id: dict[str, str] = {}
 
     def count(self, batch: AgentTesters) -> list[Duplicate]:
@@ -88,6 +91,7 @@ class RunSummary:
             synced_agents=tuple(self.synced_agents),
             skipped_agents=tuple(self.skipped_agents),
             held_agents=tuple(self.held_agents),
+            schema_changes=len(self.schema_changes),
         )
 
 
@@ -161,6 +165,7 @@ class FinishedRun:
     synced_agents: tuple[SyncedAgent, ...]
     skipped_agents: tuple[str, ...] = ()
     held_agents: tuple[str, ...] = ()
+    schema_changes: int = 0
 
     def line(self) -> str:
         """E.g. ``synced 240 testers from 6 agents (0 with no testers) in 1.4 s; 0 retries; 0 duplicate ids``.
@@ -174,6 +179,8 @@ class FinishedRun:
             f"{_count(self.retries, 'retry', 'retries')}; "
             f"{_count(self.duplicate_ids, 'duplicate id')}"
         )
+        if self.schema_changes:
+            text += f"; {_count(self.schema_changes, 'schema change')} (named above)"
         if self.skipped_agents:
             text += f"; skipped as unknown to Kaleyra: {', '.join(self.skipped_agents)}"
         if self.held_agents:
@@ -193,6 +200,7 @@ class FinishedRun:
             "duplicate_ids": self.duplicate_ids,
             "skipped_agents": ",".join(self.skipped_agents) or None,
             "held_agents": ",".join(self.held_agents) or None,
+            "schema_changes": self.schema_changes,
         }
 
     def agent_records(self) -> list[dict[str, t.Any]]:

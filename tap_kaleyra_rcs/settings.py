@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
+from tap_kaleyra_rcs.drift import SCHEMA_CHANGE_CHOICES
+
 POD_BASE_URLS: dict[str, str] = {
     "in": "https://rcs-api.in.kaleyra.io",
     "na": "https://rcs-api.na.kaleyra.io",
@@ -67,6 +69,8 @@ class Settings:
     """Whether an agent whose testers all vanish in one answer counts as synced."""
     repeated_agent_numbers: tuple[str, ...] = ()
     """Agent numbers ``agent_numbers`` listed more than once (merged; the run warns)."""
+    schema_changes: str = "keep"
+    """What a field the schema lacks, or a value that does not fit, does (drift.py)."""
     phoneno_hash_key: str | None = field(default=None, repr=False)
     """The key ``phoneno`` is hashed under (HMAC-SHA256); None: numbers go out as they are."""
 
@@ -324,6 +328,12 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
     )
     repeated: list[str] = []
     agent_numbers = _check_agent_numbers(config.get("agent_numbers"), problems, repeated)
+    schema_changes = config.get("schema_changes") or "keep"
+    if schema_changes not in SCHEMA_CHANGE_CHOICES:
+        problems.append(
+            "schema_changes: must be keep (load what does not fit the schema in "
+            "drifted_fields), drop (leave it out) or fail (stop the run)"
+        )
     unknown_agents = config.get("unknown_agents") or "fail"
     if unknown_agents not in UNKNOWN_AGENT_CHOICES:
         problems.append(
@@ -358,6 +368,7 @@ def parse_settings(config: t.Mapping[str, t.Any]) -> Settings:
         if rate is None
         else _check_number(config, "max_requests_per_second", 0.0, (0.01, 10000.0), problems),
         unknown_agents=unknown_agents,
+        schema_changes=schema_changes,
         trust_empty_answers=bool(config.get("trust_empty_answers", False)),
         repeated_agent_numbers=tuple(repeated),
         phoneno_hash_key=phoneno_hash_key,

@@ -16,7 +16,8 @@ from singer_sdk import Stream
 from singer_sdk.exceptions import MaxRecordsLimitException
 
 from tap_kaleyra_rcs.client import NoTesterList, TestersClient
-from tap_kaleyra_rcs.errors import AgentRequestFailed, KaleyraError, UnknownAgent, redact
+from tap_kaleyra_rcs.drift import KEEP, describe, drift_policy
+from tap_kaleyra_rcs.errors import AgentRequestFailed, KaleyraError, UnknownAgent
 from tap_kaleyra_rcs.output import SingerOutput, records_go_out_unchanged
 from tap_kaleyra_rcs.phones import phone_hasher
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
@@ -137,7 +138,7 @@ class TestersStream(Stream):
         self._summary: RunSummary | None = None
         self.completed_run: FinishedRun | None = None
         """The run's summary, once every agent has synced (for ``testers_sync_runs``)."""
-        self._warned_fields: set[str] = set()
+        self._drift = KEEP
         # Records carry this version; it is activated only once every agent has
         # synced (see finalize_state_progress_markers), never at the start.
         self._run_version: int | None = None
@@ -180,6 +181,10 @@ class TestersStream(Stream):
             )
             phones = phone_hasher(settings.phoneno_hash_key, self.logger)
 
+            self._drift = drift = drift_policy(
+                settings.schema_changes, self.config, hashes_phones=phones is not None
+            )
+
             def fetch_agent(agent: str) -> AgentTesters:
                 # Runs on a worker thread: HTTP and parsing only, no SDK state.
                 try:
@@ -195,7 +200,7 @@ class TestersStream(Stream):
                         unknown.answer,
                     )
                     return AgentTesters(agent, [], answer="unknown")
-                batch = build_records(agent, raw, phones)
+                batch = build_records(agent, raw, phones, drift)
                 if isinstance(raw, NoTesterList):
                     batch.answer = "null"
                 return batch
@@ -211,13 +216,11 @@ class TestersStream(Stream):
                 settings.agent_numbers, fetch_agent, workers=workers, window=2 * workers
             )
         batch = self._prefetcher.take(agent)
-        for name in sorted(batch.unknown_fields - self._warned_fields):
-            self.logger.warning(
-                "The API returned a field %r that the testers schema does not "
-                "have; it is left out of the records. (Warned once per field.)",
-                redact(name),  # the server's words: they may echo the key
-            )
-            self._warned_fields.add(name)
+        summary = t.cast("RunSummary", self._summary)
+        for change, detail in batch.changes.items():
+            if change not in summary.schema_changes:
+                summary.schema_changes[change] = batch.agent
+                self.logger.warning("%s", describe(change, detail, batch.agent, self._drift))
         if batch.answer != "unknown":
             null = " (data: null, read as no testers)" if batch.answer == "null" else ""
             self.logger.info("agent %s: %d testers%s", batch.agent, len(batch.records), null)

@@ -169,6 +169,20 @@ class TapKaleyraRcs(Tap):
             ),
         ),
         th.Property(
+            "schema_changes",
+            th.StringType,
+            default="keep",
+            allowed_values=["keep", "drop", "fail"],
+            title="Schema changes",
+            description=(
+                "What a field the API adds, or a value whose type no longer fits its "
+                "field, does: 'keep' (the default) loads it in the drifted_fields column as "
+                "JSON (the typed column null) and the run goes on; 'drop' leaves it out and "
+                "the run goes on; 'fail' stops the run. Each change is named in a warning "
+                "and counted in the run record."
+            ),
+        ),
+        th.Property(
             "trust_empty_answers",
             th.BooleanType,
             default=False,

@@ -27,7 +27,7 @@ if t.TYPE_CHECKING:
 
 TESTERS_COLUMNS = (
     "id, agent_no, phoneno, test_status, status, override_dcs_check, carrierid, "
-    "created_at, first_seen_at, last_seen_at, is_agent_synced"
+    "created_at, first_seen_at, last_seen_at, is_agent_synced, drifted_fields"
 )
 HISTORY_COLUMNS = (
     "id, agent_no, test_status, status, valid_from, valid_to, end_reason, first_observed_run_id"

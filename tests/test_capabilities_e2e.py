@@ -60,14 +60,18 @@ def test_discover_through_meltano_lists_every_field(sandbox, tmp_path):
 
 
 def test_catalog_with_deselected_fields_loads_a_table_without_them(sandbox, tmp_path):
-    selection = ["testers.*", "!testers.phoneno", "!testers.carrierid"]
+    # A new field is inside drifted_fields: Meltano's select sees that one property.
+    selection = ["testers.*", "!testers.phoneno", "!testers.carrierid", "!testers.drifted_fields"]
+    drift = {"48902": {"extra_fields": {"brand_id": "b-7"}}}
     pipeline = duckdb_pipeline(
-        sandbox(spec()), tmp_path, TAP_KALEYRA_RCS__SELECT=json.dumps(selection)
+        sandbox(spec(agent_overrides=drift)),
+        tmp_path,
+        TAP_KALEYRA_RCS__SELECT=json.dumps(selection),
     )
     pipeline.run_ok("target-duckdb")
 
     columns = duckdb_columns(pipeline)
-    assert not {"phoneno", "carrierid"} & columns
+    assert not {"phoneno", "carrierid", "drifted_fields", "brand_id"} & columns
     assert {"id", "agent_no", "test_status", "status", "created_date"} <= columns
     assert pipeline.duckdb_rows("select count(*) from kaleyra.testers") == [(ALL_TESTERS,)]
 

@@ -8,8 +8,11 @@ coerced; every other string stops the run naming the agent and the field.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from tap_kaleyra_rcs.drift import FAIL_ADVICE, DriftPolicy
 from tap_kaleyra_rcs.errors import MalformedResponse
 from tap_kaleyra_rcs.records import build_records
 from tests.support import run_tap
@@ -64,21 +67,31 @@ def test_a_created_date_digit_string_becomes_a_timestamp():
 @pytest.mark.parametrize("field", ["carrierid", "created_date"])
 def test_other_digit_strings_are_an_error_naming_agent_and_field(field, text):
     with pytest.raises(MalformedResponse) as caught:
-        build_records(AGENT, [_tester(**{field: text})])
+        build_records(AGENT, [_tester(**{field: text})], drift=DriftPolicy("fail"))
     message = str(caught.value)
     assert message.startswith(f"agent {AGENT}: tester #0 field {field!r} is str ")
     assert "expected a whole number" in message
+    assert message.endswith(FAIL_ADVICE)
+
+
+@pytest.mark.parametrize("field", ["carrierid", "created_date"])
+@pytest.mark.parametrize("text", NOT_WHOLE_NUMBERS)
+def test_other_digit_strings_are_kept_beside_a_null_typed_column(field, text):
+    (record,) = build_records(AGENT, [_tester(**{field: text})]).records
+
+    assert record[field] is None
+    assert json.loads(record["drifted_fields"]) == {field: text}
 
 
 @pytest.mark.parametrize("text", NOT_WHOLE_NUMBERS[:6])
-def test_the_installed_tap_stops_cleanly_on_a_digit_it_cannot_read(sandbox, tmp_path, text):
+def test_with_fail_the_tap_stops_cleanly_on_a_digit_it_cannot_read(sandbox, tmp_path, text):
     api = sandbox(
         {
             "agents": ["48900", AGENT],
             "agent_overrides": {AGENT: {"set": {"0": {"carrierid": text}}}},
         }
     )
-    run = run_tap(api.config(max_concurrent_agents=1), tmp_path)
+    run = run_tap(api.config(max_concurrent_agents=1, schema_changes="fail"), tmp_path)
 
     assert run.returncode == 1, run.stderr[-2000:]
     assert "Traceback" not in run.stderr

@@ -9,7 +9,15 @@ from tests.support import RunningSandbox
 
 # The standard suite needs its config when the class is built, at collection.
 # This sandbox lives on a daemon thread for the whole test session.
-_SANDBOX = RunningSandbox({"agents": 4, "testers_per_agent": 25})
+# One agent's testers carry a field the schema lacks, so every record stream
+# has a drifted_fields value for the suite to find (and the suite runs on drift).
+_SANDBOX = RunningSandbox(
+    {
+        "agents": 4,
+        "testers_per_agent": 25,
+        "agent_overrides": {"48903": {"extra_fields": {"brand_id": "b-1"}}},
+    }
+)
 
 TestTapKaleyraRcs = get_tap_test_class(
     tap_class=TapKaleyraRcs,

@@ -6,8 +6,9 @@ one tester, T, goes through all of it:
 
 1. a first run (the job: tap, loader, dbt build);
 2. T's status changes, loaded by ``meltano run tap-kaleyra-rcs target-<kind>``
-   alone (no dbt);
-3. T is removed; tester M moves from agent 48903 to 48904;
+   alone (no dbt); agent 48905's answer adds two fields, a string and an object;
+3. T is removed; tester M moves from agent 48903 to 48904; a tester of 48905 has
+   ``carrierid`` as a word (both kept in ``drifted_fields``: schema_changes keep);
 4. a run that fails at agent 48904, after 48900 answered with W changed to an
    unknown status and without X;
 5. agent 48901 (T's, U's and V's) is taken out of ``agent_numbers``;
@@ -46,6 +47,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("meltano_plugins")]
 
 UNKNOWN = "ON_HOLD"
 """A test_status none of the four known ones."""
+
+
+NEW_FIELDS = {"brand_id": "b-7", "device": {"model": "X1", "os": ["rcs", 2]}}
+"""The fields 48905's answer adds in run 2: a string and a nested object."""
 
 
 def _generated(api: RunningSandbox, agent: str, index: int) -> dict[str, t.Any]:
@@ -205,6 +210,8 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
     failed_run_48900 = {"set": {"0": {"test_status": UNKNOWN}}, "remove": [5]}
     changed_w = {"set": {"0": {"test_status": UNKNOWN}}}
     added = {"testers": 9}  # 48902's ninth tester, listed from run 3 on
+    new_fields = {"extra_fields": NEW_FIELDS}  # run 2: Kaleyra adds two fields
+    carrierid_as_word = {"set": {"0": {"carrierid": "T-Mobile"}}}  # run 3: a type changes
 
     # 1. A first run. The job's build runs the data tests, not dbt's unit tests.
     job = wh.run_job()
@@ -218,8 +225,8 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
     _assert_current_is_what_the_sandbox_serves(wh, api)
     assert _current(wh)[duplicated["id"]][0] == "48903", "the highest agent's copy wins"
 
-    # 2. T changes; loaded without dbt.
-    api.use(_scenario(api, **{"48901": {"set": {"0": revoked}}}))
+    # 2. T changes; loaded without dbt. 48905's answer adds two fields (drift).
+    api.use(_scenario(api, **{"48901": {"set": {"0": revoked}}, "48905": new_fields}))
     _ok(wh.load_only())
 
     # 3. T removed, M moves to 48904, N added to 48902; the job builds both runs.
@@ -227,13 +234,31 @@ def test_history_of_every_change_survives_a_rebuild_from_raw_data(warehouse, req
         _scenario(
             api,
             **{"48901": {"set": {"0": revoked}, "remove": [0]}, "48903": {"remove": [3]}},
-            **{"48904": moved_m, "48902": added},
+            **{"48904": moved_m, "48902": added, "48905": carrierid_as_word},
         )
     )
     n = api.scenario.testers("48902")[8]
-    _ok(wh.run_job())
+    third = wh.run_job()
+    _ok(third)
+    assert "WARN 1 warn_testers_with_drifted_fields" in third.stdout + third.stderr, (
+        "the build warns of the drifted tester, and succeeds"
+    )
     assert t_["id"] not in _current(wh)
     _assert_current_is_what_the_sandbox_serves(wh, api)
+    # Runs 2 and 3 exited 0 under schema_changes: keep, and lost nothing: the new
+    # fields and the word are in the raw history, the typed carrierid null.
+    drifted = wh.rows(
+        "select distinct drifted_fields from {schema}.testers_observations "
+        "where drifted_fields is not null"
+    )
+    assert [json.loads(text) for (text,) in drifted] == sorted(
+        [NEW_FIELDS, {"carrierid": "T-Mobile"}], key=lambda d: json.dumps(d, separators=(",", ":"))
+    )
+    worded = wh.rows(
+        "select count(*), count(carrierid) from {schema}.testers_observations "
+        """where drifted_fields = '{{"carrierid":"T-Mobile"}}'"""  # braces: .format
+    )
+    assert worded == [("1", "0")], "one tester, its typed column null, never the word"
 
     # 4. 48900 changes W and drops X, then 48904 fails: the job stops before dbt.
     after_third = wh.models()

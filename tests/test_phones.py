@@ -12,6 +12,7 @@ import typing as t
 
 import pytest
 
+from tap_kaleyra_rcs.drift import FAIL_ADVICE, DriftPolicy, drift_policy
 from tap_kaleyra_rcs.errors import MalformedResponse
 from tap_kaleyra_rcs.phones import PhoneHasher
 from tap_kaleyra_rcs.records import build_records
@@ -158,8 +159,21 @@ def test_the_hasher_gives_hmac_sha256_and_shows_nothing_of_its_key():
 def test_a_malformed_phoneno_stops_the_run_without_quoting_the_number(value):
     tester = {"id": "a", "agent_no": "48900", "phoneno": value}
     with pytest.raises(MalformedResponse) as caught:
-        build_records("48900", [tester], PhoneHasher(KEY))
+        build_records("48900", [tester], PhoneHasher(KEY), DriftPolicy("fail"))
 
     message = str(caught.value)
     kind = type(value).__name__
-    assert message == f"agent 48900: tester #0 field 'phoneno' is {kind}, expected a string"
+    assert message == (
+        f"agent 48900: tester #0 field 'phoneno' is {kind}, expected a string{FAIL_ADVICE}"
+    )
+
+
+@pytest.mark.parametrize("value", [19876543210.5, ["19876543210"]])
+def test_a_malformed_phoneno_is_never_kept_in_clear_when_phones_are_hashed(value):
+    tester = {"id": "a", "agent_no": "48900", "phoneno": value, "brand_id": "b"}
+    policy = drift_policy("keep", {}, hashes_phones=True)
+
+    (record,) = build_records("48900", [tester], PhoneHasher(KEY), policy).records
+
+    assert record["phoneno"] is None
+    assert record["drifted_fields"] == '{"brand_id":"b"}', "the rest is kept; the number is not"

@@ -21,6 +21,7 @@ import pytest
 
 from tap_kaleyra_rcs import errors as errors_module
 from tap_kaleyra_rcs.client import _SNIPPET_LENGTH, Retry, TestersClient, safe_snippet
+from tap_kaleyra_rcs.drift import DriftPolicy
 from tap_kaleyra_rcs.errors import KaleyraError, MalformedResponse
 from tap_kaleyra_rcs.phones import PhoneHasher
 from tap_kaleyra_rcs.records import build_records
@@ -122,7 +123,8 @@ def _serving(sandbox, **agent: t.Any):
 
 
 def _run(api, tmp_path):
-    run = run_tap(api.config(api_key=KEY, max_retries=1, max_concurrent_agents=1), tmp_path)
+    config = api.config(api_key=KEY, max_retries=1, max_concurrent_agents=1, schema_changes="fail")
+    run = run_tap(config, tmp_path)
     assert run.returncode == 1, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("tap-kaleyra-rcs:")]
@@ -182,21 +184,35 @@ def test_an_unknown_field_named_after_the_key_is_warned_about_without_it(sandbox
     run = run_tap(api.config(api_key=KEY), tmp_path)
 
     assert run.returncode == 0, run.stderr[-2000:]
-    (warning,) = [line for line in run.stderr.splitlines() if "returned a field" in line]
+    (warning,) = [line for line in run.stderr.splitlines() if "new field" in line]
     assert "'echo *** x'" in warning
     assert_key_not_shown(run.stdout + run.stderr, KEY)
+    kept = {r.get("drifted_fields") for r in run.records if r["agent_no"] == AGENT}
+    assert kept == {'{"echo *** x":1}'}, "kept, the key redacted from the field's name"
 
 
 def test_the_phone_hash_key_echoed_in_a_quoted_value_is_not_in_the_output(sandbox, tmp_path):
     # Short enough to be quoted whole: only redaction keeps the key out.
     api = _serving(sandbox, set={"0": {"carrierid": f"echo {HASH_KEY}"}})
-    config = api.config(api_key=KEY, phoneno_hash_key=HASH_KEY, max_retries=1)
+    config = api.config(
+        api_key=KEY, phoneno_hash_key=HASH_KEY, max_retries=1, schema_changes="fail"
+    )
     run = run_tap(config, tmp_path)
 
     assert run.returncode == 1
     assert run.last_line.startswith(f"tap-kaleyra-rcs: error: agent {AGENT}: tester #0 field")
     assert "'echo ***'" in run.last_line
     assert_no_key(run.stdout + run.stderr, HASH_KEY)
+
+
+def test_a_key_in_a_value_kept_in_drifted_fields_is_redacted(sandbox, tmp_path):
+    api = _serving(sandbox, set={"0": {"carrierid": f"echo {KEY}"}})
+    run = run_tap(api.config(api_key=KEY), tmp_path)
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert_key_not_shown(run.stdout + run.stderr, KEY)
+    (drifted,) = [r["drifted_fields"] for r in run.records if r.get("drifted_fields")]
+    assert drifted == '{"carrierid":"echo ***"}'
 
 
 def test_a_huge_field_value_is_quoted_short_and_without_the_key(sandbox, tmp_path):
@@ -261,7 +277,7 @@ def test_every_position_around_the_cut_of_a_quoted_field_value_hides_the_key(cli
         value = ["." * (VALUE_CUT + offset - len(MARK) - 2) + MARK + KEY]
         tester = {"id": "a", "agent_no": AGENT, "status": value}
         with pytest.raises(MalformedResponse) as caught:
-            build_records(AGENT, [tester])
+            build_records(AGENT, [tester], drift=DriftPolicy("fail"))
         assert "field 'status'" in str(caught.value)
         assert_key_not_shown(str(caught.value), KEY)
 

@@ -47,6 +47,7 @@ def test_the_record_counts_agents_empty_agents_testers_and_retries():
         "duplicate_ids": 0,
         "skipped_agents": None,
         "held_agents": None,
+        "schema_changes": 0,
     }
 
 

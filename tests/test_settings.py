@@ -59,6 +59,7 @@ IN_EFFECT: dict[str, t.Callable[[Settings], object]] = {
     "max_concurrent_agents": lambda s: s.max_concurrent_agents,
     "unknown_agents": lambda s: s.unknown_agents,
     "trust_empty_answers": lambda s: s.trust_empty_answers,
+    "schema_changes": lambda s: s.schema_changes,
 }
 """How to read, from the checked settings, the value a default gives each setting."""
 

@@ -166,11 +166,11 @@ def test_field_values_are_coerced_only_when_unambiguous(sandbox, tmp_path):
     assert record["id"] == "12345"
 
 
-def test_a_value_that_cannot_be_coerced_fails_naming_agent_and_field(sandbox, tmp_path):
+def test_with_fail_a_value_that_cannot_be_coerced_fails_naming_agent_and_field(sandbox, tmp_path):
     api = sandbox(
         {"agents": 1, "agent_overrides": {"48900": {"set": {"1": {"override_dcs_check": "maybe"}}}}}
     )
-    run = run_tap(api.config(), tmp_path)
+    run = run_tap(api.config(schema_changes="fail"), tmp_path)
 
     assert run.returncode == 1
     assert "agent 48900" in run.last_line

@@ -22,6 +22,7 @@ from tap_kaleyra_rcs.client import (
     retry_after_seconds,
     safe_snippet,
 )
+from tap_kaleyra_rcs.drift import NOT_EPOCH_MILLISECONDS, DriftPolicy, SchemaChange
 from tap_kaleyra_rcs.errors import AgentRequestFailed, MalformedResponse
 from tap_kaleyra_rcs.output import _write_all
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
@@ -106,9 +107,16 @@ def test_epoch_millis_agree_with_datetime_at_every_minute_second_and_millisecond
         assert epoch_millis_to_rfc3339(millis) == _by_datetime(millis)
 
 
-def test_an_impossible_timestamp_fails_naming_the_agent():
-    with pytest.raises(MalformedResponse, match="agent 5"):
-        build_records("5", [{"id": "a", "created_date": 10**20}])
+def test_with_fail_an_impossible_timestamp_fails_naming_the_agent():
+    with pytest.raises(MalformedResponse, match="agent 5: tester #0 created_date is not a"):
+        build_records("5", [{"id": "a", "created_date": 10**20}], drift=DriftPolicy("fail"))
+
+
+def test_an_impossible_timestamp_keeps_created_date_and_nulls_created_at():
+    batch = build_records("5", [{"id": "a", "created_date": 10**20}])
+
+    assert (batch.records[0]["created_date"], batch.records[0]["created_at"]) == (10**20, None)
+    assert batch.changes[SchemaChange("created_date", NOT_EPOCH_MILLISECONDS)] == repr(10**20)
 
 
 def test_records_are_not_objects_fails():

@@ -1,12 +1,17 @@
 -- Each tester as the tap last received it, whatever happened since: its attributes
--- (phone number, carrier, created_at) for kaleyra_rcs__testers. Incremental: a build
--- reads only the runs started after the last one it has, and replaces those testers'
--- rows; a full rebuild gives the same rows.
+-- (phone number, carrier, created_at, drifted_fields) for kaleyra_rcs__testers.
+-- Incremental: a build reads only the runs started after the last one it has, and
+-- replaces those testers' rows; a full rebuild gives the same rows.
+--
+-- on_schema_change append_new_columns: a table built before a column existed gets
+-- it, null in the rows already built. Right for drifted_fields, null in every
+-- observation loaded before the tap had it. A column computed from data already
+-- built would need `dbt build --full-refresh` instead, which this would not ask for.
 {{
     config(
         materialized='incremental',
         unique_key='id',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         pre_hook="{{ kaleyra_rcs_index_observations() }}",
     )
 }}
@@ -14,7 +19,7 @@
 
 select
     id, run_id, run_started_at, received_at, synced_agent_no, agent_no, phoneno, test_status,
-    status, override_dcs_check, carrierid, created_at
+    status, override_dcs_check, carrierid, created_at, drifted_fields
 from (
     select
         observations.*,
