@@ -75,6 +75,20 @@ class Settings:
     """The key ``phoneno`` is hashed under (HMAC-SHA256); None: numbers go out as they are."""
 
     @property
+    def worst_case_seconds(self) -> float:
+        """The longest the tap can take before every agent has answered or failed.
+
+        Per agent: every attempt waiting ``request_timeout``, and every retry
+        waiting ``max_retry_wait_seconds``; the agents go in waves of
+        ``max_concurrent_agents``. A scheduled run's bound is this plus the
+        loader's and dbt's share (docs/scheduling.md, Every run ends).
+        """
+        per_agent = (self.max_retries + 1) * self.request_timeout
+        per_agent += self.max_retries * self.max_retry_wait_seconds
+        waves = -(-len(self.agent_numbers) // self.max_concurrent_agents)
+        return waves * per_agent
+
+    @property
     def endpoint_url(self) -> str:
         """The full URL requested for every agent (the agent goes in the query)."""
         return self.base_url + self.endpoint_path.format(sid=quote(self.sid, safe=""))

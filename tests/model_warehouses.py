@@ -199,7 +199,7 @@ def _bigquery(
 ) -> Warehouse:
     """A dataset of this test's own in the BigQuery emulator, loaded by target-bigquery."""
     dataset = f"t_{uuid.uuid4().hex[:12]}"
-    full_env = meltano_env(tmp_path, api.url, **emulator.env(dataset), **env)
+    full_env = meltano_env(tmp_path, api.url, **{**emulator.env(dataset), **env})
     without_consistency_waits(Path(full_env["MELTANO_SYS_DIR_ROOT"]))
 
     return Warehouse(

@@ -15,6 +15,7 @@ import typing as t
 import duckdb
 import pytest
 
+from tap_kaleyra_rcs.settings import parse_settings
 from tests.processes import command_line, with_environment
 from tests.warehouses import (
     meltano,
@@ -63,6 +64,10 @@ def _expected(api: RunningSandbox) -> int:
     return sum(len(api.scenario.testers(agent)) for agent in AGENTS)
 
 
+LOADER_SHARE = DBT_SHARE = 420
+"""Seconds docs/scheduling.md allows the loader and dbt in a scheduled run's bound."""
+
+
 def test_schedule_list_shows_a_daily_schedule_for_each_warehouse_job(tmp_path):
     env = meltano_env(tmp_path, "http://127.0.0.1:0")
     done = _meltano(env, "schedule", "list", "--format=json")
@@ -78,6 +83,14 @@ def test_schedule_list_shows_a_daily_schedule_for_each_warehouse_job(tmp_path):
     # target-bigquery adds no column to an existing table: the job adds drifted_fields first.
     expected["testers-bigquery"].insert(0, "dbt-bigquery:prepare-tables")
     assert tasks == expected
+    # Every run ends: each schedule bounds its run, above the tap's own worst case
+    # for 16 agents with the default settings plus the loader's and dbt's share.
+    tap_worst = parse_settings(
+        {"sid": "S1", "api_key": "k-1", "agent_numbers": [str(n) for n in range(16)]}
+    ).worst_case_seconds
+    assert tap_worst == 960
+    bounds = {s["name"]: int(s["env"]["MELTANO_RUN_TIMEOUT"]) for s in schedules}
+    assert bounds == dict.fromkeys(bounds, tap_worst + LOADER_SHARE + DBT_SHARE)
 
 
 def test_scheduled_duckdb_run_loads_every_tester_and_ends_with_the_summary(sandbox, tmp_path):
