@@ -13,6 +13,19 @@ import typing as t
 import jsonschema
 import pytest
 
+from tap_kaleyra_rcs.drift import (
+    CHANGED_TYPE,
+    MISSING,
+    NEW,
+    NOT_EPOCH_MILLISECONDS,
+    DriftPolicy,
+    SchemaChange,
+    describe,
+    drift_policy,
+    new_field_error,
+)
+from tap_kaleyra_rcs.errors import MalformedResponse
+from tap_kaleyra_rcs.records import build_records
 from tests.support import run_tap
 
 if t.TYPE_CHECKING:
@@ -190,3 +203,57 @@ def test_a_catalog_that_deselects_drifted_fields_leaves_every_drifted_value_out(
     assert run.returncode == 0, run.stderr[-2000:]
     assert all("drifted_fields" not in r for r in run.records)
     assert [r["carrierid"] for r in run.records if r["agent_no"] == AGENT][1] is None
+
+
+def test_only_fields_mapped_to_null_are_left_out_of_drifted_fields():
+    maps = {
+        "testers": {
+            "brand_id": "__NULL__",
+            "device": None,
+            "__else__": "__NULL__",
+            "x": "md5(x)",
+            "__alias__": "t",
+        }
+    }
+    assert drift_policy("keep", {"stream_maps": maps}, hashes_phones=False).left_out == {
+        "brand_id",
+        "device",
+    }
+    assert drift_policy("keep", {}, hashes_phones=True).left_out == {"phoneno"}
+
+
+def test_a_kept_value_is_json_text_as_sent_unicode_included():
+    tester = {"id": "a", "agent_no": "5", "brand": "éb", "carrierid": "Ⅻ"}
+    (record,) = build_records("5", [tester]).records
+
+    assert record["drifted_fields"] == '{"brand":"éb","carrierid":"Ⅻ"}'
+
+
+def test_each_kind_of_change_is_described_in_full():
+    keep, drop = DriftPolicy("keep"), DriftPolicy("drop")
+    tail = "(schema_changes: drop; docs/streams.md, When Kaleyra changes its API)"
+    assert describe(SchemaChange("brand_id", NEW), "str", "7", drop) == (
+        f"agent 7: new field 'brand_id' (str); left out {tail}"
+    )
+    assert describe(SchemaChange("carrierid", CHANGED_TYPE), "str 'x'", "7", drop) == (
+        f"agent 7: field 'carrierid' changed type: str 'x'; its value is left out and "
+        f"'carrierid' is null {tail}"
+    )
+    assert describe(SchemaChange("created_date", NOT_EPOCH_MILLISECONDS), "10", "7", keep) == (
+        "agent 7: field 'created_date' is not epoch milliseconds (10); created_at is null, "
+        "created_date keeps the value as sent"
+    )
+    assert describe(SchemaChange("status", MISSING), "", "7", keep) == (
+        "agent 7: documented field 'status' is missing from every tester of the answer "
+        "(renamed?); its column is null. A new field, if any, is named apart"
+    )
+    assert new_field_error("agent 7: tester #2", "brand_id") == (
+        "agent 7: tester #2 has a field 'brand_id' the schema does not have, and "
+        "schema_changes is fail: look at the change, then set schema_changes to keep "
+        "(load it in drifted_fields) or drop (leave it out)"
+    )
+
+
+def test_a_tester_that_is_not_an_object_is_named_with_its_agent():
+    with pytest.raises(MalformedResponse, match=r"^agent 5: tester #0 is a JSON list, not"):
+        build_records("5", [[1]])
