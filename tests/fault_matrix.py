@@ -8,6 +8,7 @@ when it is stale). In each row, agent 48901 of four agents gets the fault.
 
 from __future__ import annotations
 
+import json
 import sys
 import typing as t
 from dataclasses import dataclass, field
@@ -625,8 +626,63 @@ def render() -> str:
         "| a 3xx to another loopback server | not followed; that server sees no request |",
         "| the target stops reading stdout | one-line error naming that, exit 1 |",
         "",
+        *soak_section(),
     ]
     return "\n".join(lines)
+
+
+SOAK_RECORD = DOC.parent / "soak.json"
+"""The soaks run by hand with ``scripts/soak.py --record``: one entry per soak."""
+
+
+def soak_section() -> list[str]:
+    """The chaos soak's recorded figures (docs/soak.json), with the command for each."""
+    entries = json.loads(SOAK_RECORD.read_text(encoding="utf-8")) if SOAK_RECORD.exists() else []
+    lines = [
+        "## The chaos soak",
+        "",
+        "`scripts/soak.py` runs the whole job (`testers-duckdb` or `testers-postgres`:",
+        "tap, loader, dbt build) again and again against the sandbox, whose testers and",
+        "faults a seeded plan changes between runs (scripts/soak_world.py): additions,",
+        "removals, returns, status changes (unknown values included), agents emptied,",
+        "dropped from `agent_numbers` and back, testers listed under two agents, fields",
+        "the schema does not have; 429 (with and without `Retry-After`), 503, dropped",
+        "and reset connections and cut-off bodies the tap rides through; a 500 on one",
+        "agent or SIGTERM to the tap mid-fetch that the job must fail on, sometimes",
+        "followed by a `dbt build` by hand. After every run an oracle replays",
+        "docs/models.md's rules over what the sandbox served and checks the exit",
+        "status, what was loaded, the three models, that a failed job changes no model,",
+        "that a full rebuild from a copy of the raw tables gives the same rows, and that",
+        "no output or kept file holds a traceback or a piece of the API key.",
+        "Not checked: the models' times beyond the dating of removals (`first_seen_at`,",
+        "`last_seen_at`, `valid_from`, `last_synced_at`, `oldest_pending_created_at`),",
+        "`phoneno`, `override_dcs_check` and `created_at`; faults on the loader's side",
+        "(a killed target, a dropped PostgreSQL connection) are not injected.",
+        "`scripts/soak_mutants.py` plants bugs one at a time in a copy of the project",
+        "and reports which the soak catches, and at which run.",
+        "Figures recorded with `--record` on a machine of 2 cores that other work",
+        "shared at the time (so runs/minute is a floor; each soak starts its own sandbox",
+        "and, for PostgreSQL, its own server):",
+        "",
+        (
+            "| warehouse | command | runs | ok | failed as expected | faults | violations "
+            "| runs/minute |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines.extend(
+        f"| {entry['warehouse']} | `{entry['command']}` | {entry['runs']} | {entry['ok']} | "
+        f"{entry['failed_as_expected']} | {entry['faults']} | {entry['violations']} | "
+        f"{entry['runs_per_minute']} |"
+        for entry in entries
+    )
+    totals = [sum(entry[key] for entry in entries) for key in ("runs", "faults", "violations")]
+    lines += [
+        "",
+        f"In all: {totals[0]} runs, {totals[1]} faults injected, {totals[2]} invariant violations.",
+        "",
+    ]
+    return lines
 
 
 if __name__ == "__main__":
