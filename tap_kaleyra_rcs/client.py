@@ -21,6 +21,7 @@ import msgspec
 import requests
 
 from tap_kaleyra_rcs.errors import (
+    AGENT_ADVICE,
     AgentRequestFailed,
     ConfigurationRejected,
     MalformedResponse,
@@ -458,13 +459,9 @@ class TestersClient:
                 "and any proxy in between"
             )
             raise ConfigurationRejected(msg)
-        msg = (
-            f"agent {agent}: HTTP {status} {detail}; check that the agent number is "
-            "right and registered on this account"
-        )
         if status == 400 and _says_agent_not_found(error):  # noqa: PLR2004
             raise UnknownAgent(agent, f"HTTP {status} {detail}")
-        raise AgentRequestFailed(msg)
+        raise AgentRequestFailed(f"agent {agent}: HTTP {status} {detail}; {AGENT_ADVICE}")
 
 
 def _says_agent_not_found(error: ErrorBody) -> bool:

@@ -95,6 +95,10 @@ class AgentRequestFailed(KaleyraError):
     """Kaleyra refused the request for one agent (e.g. ``400 RCS904``)."""
 
 
+AGENT_ADVICE = "check that the agent number is right and registered on this account"
+"""What to do when Kaleyra refuses one agent's request (an unknown agent included)."""
+
+
 class UnknownAgent(AgentRequestFailed):
     """Kaleyra answered that the agent does not exist (``400 RCS904 "Agent Not Found"``).
 
@@ -104,8 +108,7 @@ class UnknownAgent(AgentRequestFailed):
     def __init__(self, agent: str, answer: str) -> None:
         """Keep Kaleyra's answer (e.g. ``HTTP 400 RCS904 "Agent Not Found"``) for the warning."""
         super().__init__(
-            f"agent {agent}: {answer}; check that the agent number is right and registered "
-            "on this account, or set unknown_agents: skip to leave it out"
+            f"agent {agent}: {answer}; {AGENT_ADVICE}, or set unknown_agents: skip to leave it out"
         )
         self.answer = redact(answer)
 

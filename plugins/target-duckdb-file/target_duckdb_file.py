@@ -12,9 +12,8 @@ Meltano runs this instead of ``target-duckdb`` (meltano.yml's ``executable``):
 - Ctrl-C on ``meltano run`` (SIGINT to every process of the job, then SIGTERM
   from Meltano, which then waits for the loader) killed target-duckdb with a
   ``KeyboardInterrupt`` traceback, losing every tester it had received but not
-  yet written. Now the first SIGINT or SIGTERM ends its input there: it writes
-  everything it received, as at the end of any input, and exits. The same
-  signal a second time stops it at once.
+  yet written. Now a SIGINT or SIGTERM ends its input there: it writes
+  everything it received, as at the end of any input, and exits 1.
 
 Everything else is target-duckdb's own code, unchanged.
 """
@@ -50,7 +49,7 @@ class Interrupted(Exception):
 
 
 class InputUntilSignal:
-    """The loader's input lines, ending early at the first SIGINT or SIGTERM.
+    """The loader's input lines, ending early at a SIGINT or SIGTERM.
 
     The loader writes what it holds when its input ends, so ending the input is
     how a signal gets everything received so far written. A signal that arrives
@@ -71,18 +70,14 @@ class InputUntilSignal:
             signal.signal(signum, self.handle)
 
     def handle(self, signum: int, _frame: object) -> None:
-        """End the input (the first time); stop at once on the same signal again."""
-        name = signal.Signals(signum).name
-        if signum in self.received:
-            _fail(f"stopped by a second {name}; what it had not yet written is not loaded")
-        first = not self.received
-        self.received.add(signum)
-        if first:
+        """End the input: interrupt a read in progress, or stop before the next one."""
+        if not self.received:
+            name = signal.Signals(signum).name
             sys.stderr.write(
-                f"target-duckdb: {name} received: writing what the tap sent so far, "
-                f"then stopping ({name} again to stop at once)\n"
+                f"target-duckdb: {name} received: writing what the tap sent so far, then stopping\n"
             )
             sys.stderr.flush()
+        self.received.add(signum)
         self._stopped = True
         if self._reading:
             raise Interrupted
