@@ -108,6 +108,13 @@ class Warehouse:
         done = invoke_dbt(env, self.kind, "--full-refresh")
         return fresh, done
 
+    def loader_connected(self, pid: int) -> bool:
+        """Whether process ``pid`` has the warehouse file open."""
+        try:
+            return any(fd.readlink() == self.path for fd in Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            return False
+
     def stop(self) -> None:
         """Nothing to stop: DuckDB is a file."""
 
@@ -139,6 +146,19 @@ class PostgresWarehouse(Warehouse):
             "TARGET_POSTGRES_DATABASE": "warehouse",
             "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": self.schema,
         }
+
+    def loader_connected(self, pid: int) -> bool:  # noqa: ARG002 - any client of the database is the loader
+        """Whether anyone (the loader: nothing else connects mid-load) holds a connection."""
+        return self.rows(self.CLIENTS.format(what="count(*)"))[0][0] != "0"
+
+    def drop_connections(self) -> bool:
+        """Terminate every client's connection, as a server restart or a network cut would."""
+        return self.rows(self.CLIENTS.format(what="count(pg_terminate_backend(pid))"))[0][0] != "0"
+
+    CLIENTS = (
+        "select {what} from pg_stat_activity "
+        "where datname = 'warehouse' and pid <> pg_backend_pid()"
+    )
 
     def rows(self, sql: str) -> list[tuple[str, ...]]:
         """Rows of ``sql`` via psql, every value text, NULL as ''."""
@@ -225,8 +245,9 @@ class Sandbox:
         self.log.close()
 
 
-def tap_pid(meltano_pid: int) -> int | None:
-    """The tap's process among ``meltano_pid``'s descendants, if it is running."""
+def descendant(meltano_pid: int, executable: str) -> int | None:
+    """The process among ``meltano_pid``'s descendants running ``bin/<executable>``, if any."""
+    marker = f"bin/{executable}\0"
     children: dict[int, list[int]] = {}
     commands: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -243,10 +264,14 @@ def tap_pid(meltano_pid: int) -> int | None:
     while pending:
         pid = pending.pop()
         for child in children.get(pid, []):
-            if "bin/tap-kaleyra-rcs\0" in commands.get(child, ""):
+            if marker in commands.get(child, ""):
                 return child
             pending.append(child)
     return None
+
+
+LOADER_EXECUTABLES = {"duckdb": "target-duckdb-file", "postgres": "target-postgres-connection"}
+"""What meltano.yml runs as each loader (target-duckdb runs through its wrapper)."""
 
 
 class Soak:
@@ -259,7 +284,9 @@ class Soak:
         self.args = args
         self.work = work
         self.api_key = secrets.token_urlsafe(24)
-        self.plans = plan_runs(args.seed, args.runs)
+        self.plans = plan_runs(args.seed, args.runs, postgres=args.postgres)
+        self.delivered = False
+        """Whether the last run's signal or loader fault reached its process."""
         self.sandbox = Sandbox(work)
         self.warehouse: Warehouse = PostgresWarehouse(work) if args.postgres else Warehouse(work)
         self.loaded: list = []
@@ -338,8 +365,7 @@ class Soak:
             job = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
             )
-            if plan.kind == "sigterm":  # type: ignore[attr-defined]
-                self.signal_mid_fetch(plan, job)
+            self.delivered = self.inject(plan, job)
             try:
                 status = job.wait(timeout=JOB_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -348,20 +374,79 @@ class Soak:
         self.job_seconds.append(time.monotonic() - started)
         return status, log.read_text(errors="replace")
 
-    def signal_mid_fetch(self, plan: object, job: subprocess.Popen) -> None:
-        """Wait until the held agent's request is in flight at the sandbox, then SIGTERM the tap."""
+    def inject(self, plan: object, job: subprocess.Popen) -> bool:
+        """The run's signal or loader fault, at its moment; whether it was delivered."""
+        kind = plan.kind  # type: ignore[attr-defined]
+        if kind == "dbt-sigterm":
+            return self.signal_dbt(plan, job)
+        if kind not in {"sigterm", "loader-kill", "pg-drop"} or not self.wait_for_held(plan, job):
+            return False
+        if kind == "sigterm":
+            return self.signal_tap(plan, job)
+        loader = self.wait_for_loader(job)
+        if loader is None:
+            self.violation(plan.number, f"the loader never reached the warehouse for {kind}")  # type: ignore[attr-defined]
+            return False
+        if kind == "loader-kill":
+            os.kill(loader, signal.SIGKILL)
+            return True
+        return self.warehouse.drop_connections()  # type: ignore[attr-defined]
+
+    def signal_tap(self, plan: object, job: subprocess.Popen) -> bool:
+        """SIGTERM to the tap (its held request in flight)."""
+        pid = descendant(job.pid, "tap-kaleyra-rcs")
+        if pid is None:
+            self.violation(plan.number, "no tap process to signal")  # type: ignore[attr-defined]
+            return False
+        os.kill(pid, signal.SIGTERM)
+        return True
+
+    def wait_for_loader(self, job: subprocess.Popen) -> int | None:
+        """The loader's process once it holds the warehouse (mid-load): its pid, or None."""
+        from soak_world import LOADER_HANG_SECONDS  # noqa: PLC0415
+
+        deadline = time.monotonic() + LOADER_HANG_SECONDS
+        while time.monotonic() < deadline and job.poll() is None:
+            pid = descendant(job.pid, LOADER_EXECUTABLES[self.warehouse.kind])
+            if pid is not None and self.warehouse.loader_connected(pid):
+                return pid
+            time.sleep(0.05)
+        return None
+
+    def wait_for_held(self, plan: object, job: subprocess.Popen) -> bool:
+        """Wait until the held agent's request is in flight at the sandbox."""
         agent = plan.target  # type: ignore[attr-defined]
         before = self.sandbox_requests(agent)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and job.poll() is None:
             stats = self.sandbox.stats()
             if stats["in_flight"] >= 1 and self._arrived(stats, agent) > before:
-                pid = tap_pid(job.pid)
-                if pid is not None:
-                    os.kill(pid, signal.SIGTERM)
-                    return
+                return True
             time.sleep(0.05)
         self.violation(plan.number, f"agent {agent}'s held request never reached the sandbox")  # type: ignore[attr-defined]
+        return False
+
+    def signal_dbt(self, plan: object, job: subprocess.Popen) -> bool:
+        """SIGTERM to dbt the planned delay after it has parsed the project (its manifest).
+
+        The moment within the build varies from run to run (dbt's speed); whether the
+        signal arrived is what the soak records, and a build that ended first is a
+        clean run.
+        """
+        manifest = self.work / "dbt" / "target" / "manifest.json"
+        started = time.time()
+        deadline = time.monotonic() + JOB_TIMEOUT
+        while time.monotonic() < deadline and job.poll() is None:
+            pid = descendant(job.pid, "dbt")
+            if pid is not None and manifest.exists() and manifest.stat().st_mtime >= started:
+                time.sleep(plan.delay)  # type: ignore[attr-defined]
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    return False
+                return True
+            time.sleep(0.05)
+        return False
 
     def sandbox_requests(self, agent: str) -> int:
         """How many requests ``agent`` has sent the sandbox so far."""
@@ -392,14 +477,20 @@ class Soak:
                 status,
                 carrier,
                 drifted,
+                phoneno,
+                dcs,
+                created,
             ) in self.warehouse.rows(
                 "select synced_agent_no, id, agent_no, test_status, status, "  # noqa: S608 - a run id the warehouse gave
-                "cast(carrierid as varchar), drifted_fields from {schema}.testers_observations "
+                "cast(carrierid as varchar), drifted_fields, phoneno, "
+                "cast(override_dcs_check as varchar), cast(created_date as varchar) "
+                "from {schema}.testers_observations "
                 f"where run_id = '{run_id}' order by synced_agent_no, position"
             ):
                 answers.setdefault(agent, []).append(
                     {"id": tester_id, "agent_no": agent_no, "test_status": test_status or None,
-                     "status": status or None, "carrierid": carrier, "drifted": drifted}
+                     "status": status or None, "carrierid": carrier, "drifted": drifted,
+                     "phoneno": phoneno, "override_dcs_check": dcs, "created_date": created}
                 )  # fmt: skip
             record = self.warehouse.rows(
                 "select coalesce(held_agents, '') from {schema}.testers_sync_runs "  # noqa: S608 - a run id the warehouse gave
@@ -430,9 +521,12 @@ class Soak:
                     want_drift["carrierid"] = sent["carrierid"]
                 expected = (sent["id"], sent["agent_no"], sent["test_status"], sent["status"],
                             "" if word else str(sent["carrierid"]),
-                            canonical_json(want_drift or None))  # fmt: skip
+                            canonical_json(want_drift or None), sent["phoneno"],
+                            str(sent["override_dcs_check"]).lower(),
+                            str(sent["created_date"]))  # fmt: skip
                 got = (seen["id"], seen["agent_no"], seen["test_status"], seen["status"],
-                       seen["carrierid"], canonical_json(seen["drifted"]))  # fmt: skip
+                       seen["carrierid"], canonical_json(seen["drifted"]), seen["phoneno"],
+                       seen["override_dcs_check"].lower(), seen["created_date"])  # fmt: skip
                 if got != expected:
                     self.violation(
                         number, f"agent {agent} #{position}: loaded {got}, served {expected}"
@@ -450,9 +544,10 @@ class Soak:
 
         number = plan.number  # type: ignore[attr-defined]
         planned = plan.answers(self.args.seed)  # type: ignore[attr-defined]
-        if plan.must_fail and status == 0:  # type: ignore[attr-defined]
+        killed_dbt = plan.kind == "dbt-sigterm" and self.delivered  # type: ignore[attr-defined]
+        if (plan.must_fail or killed_dbt) and status == 0:  # type: ignore[attr-defined]
             self.violation(number, f"the job succeeded, though a {plan.kind} was injected")  # type: ignore[attr-defined]
-        if not plan.must_fail and status != 0:  # type: ignore[attr-defined]
+        if not (plan.must_fail or plan.may_fail) and status != 0:  # type: ignore[attr-defined]
             self.violation(
                 number, f"the job exited {status}; the tail of its output:\n{output[-1500:]}"
             )
@@ -469,6 +564,7 @@ class Soak:
                     self.last_answered[agent] = None  # a failed run's state may or may not be kept
                 continue
             if plan.must_fail:  # type: ignore[attr-defined]
+                # (A job whose dbt step was killed has loaded the tap's whole run.)
                 self.violation(number, f"a failed job sent a run record ({run_id})")
             if set(answers) | {a for a, n in record["synced"].items() if n == "0"} | set(
                 record["held"]
@@ -508,15 +604,40 @@ class Soak:
         elif status == 0:
             self.built_through = len(self.loaded)
         actual = self.models()
-        # docs/models.md "After a failed run": a job whose tap fails stops before dbt.
-        if plan.must_fail and status != 0 and not plan.hand_build and actual != before_models:  # type: ignore[attr-defined]
+        # docs/models.md "After a failed run": a job whose tap or loader fails stops
+        # before dbt.
+        stopped_before_dbt = status != 0 and not killed_dbt and not plan.hand_build  # type: ignore[attr-defined]
+        if stopped_before_dbt and actual != before_models:
             self.violation(number, "a failed job changed the models")
-        if actual or self.built_through:
+        if killed_dbt and status != 0 and not plan.hand_build:  # type: ignore[attr-defined]
+            self.check_interrupted_build(number, actual)
+        elif actual or self.built_through:
             expected = expected_models(self.loaded[: self.built_through])
             for problem in compare(expected, actual):
                 self.violation(number, problem)
             self.check_history(number)
         self.previous_models = actual
+
+    def check_interrupted_build(self, number: int, actual: dict) -> None:
+        """Dbt killed mid-build: each model as the last build left it, or as this run's.
+
+        dbt builds one model at a time, each in its own transaction, so a model is never
+        half built; which of them the signal reached varies. The next build (the next
+        run's, or one by hand) must show everything loaded: checked then.
+        """
+        from soak_world import compare, expected_models  # noqa: PLC0415
+
+        before = expected_models(self.loaded[: self.built_through])
+        after = expected_models(self.loaded)
+        for model, rows in after.items():
+            found = {model: actual.get(model, [])}
+            if compare({model: rows}, found) and compare({model: before[model]}, found):
+                problems = compare({model: rows}, found)
+                self.violation(
+                    number,
+                    f"{model} after dbt was killed is neither the last build's nor this run's: "
+                    + "; ".join(problems[:3]),
+                )
 
     previous_models: dict = {}  # noqa: RUF012 - replaced, never mutated
     rebuilt_at = 0
@@ -538,6 +659,17 @@ class Soak:
                 self.violation(
                     number, f"{row[0]} removed at {row[6]}, no successful run's answer then"
                 )
+        # Every period starts at an observation of its tester, received within its run.
+        for tester_id, valid_from in self.warehouse.rows(
+            "select h.id, cast(h.valid_from as varchar) "
+            "from {schema}.kaleyra_rcs__tester_status_history as h where not exists ("
+            "select 1 from {schema}.stg_kaleyra_rcs__tester_observations as o "
+            "where o.id = h.id and o.received_at = h.valid_from "
+            "and o.received_at >= o.run_started_at)"
+        ):
+            self.violation(
+                number, f"{tester_id}'s period from {valid_from} starts at no observation"
+            )
         for row in self.warehouse.rows(TESTERS_SQL):
             want = 1 if row[5] == "true" else 0
             if open_periods.get(row[0], 0) != want:
@@ -590,10 +722,9 @@ class Soak:
         for plan in self.plans:
             document = with_faults(plan, self.args.seed, self.api_key)
             self.sandbox.post("/_sandbox/scenario", document)
-            injected = len(plan.faults) + (1 if plan.must_fail else 0)
-            self.faults += injected
             env = self.env(plan)
             status, output = self.run_job(plan, env)
+            self.faults += len(plan.faults) + (1 if plan.must_fail or self.delivered else 0)
             self.outputs.append(output)
             self.check_run(plan, status, output)
             if (
@@ -604,13 +735,15 @@ class Soak:
                 self.check_rebuild(plan.number, env)
             self.check_secrets(plan.number, self.outputs)
             self.outputs.clear()
-            if plan.must_fail and status != 0:
+            if (plan.must_fail or plan.may_fail) and status != 0:
                 self.failed += 1
             elif status == 0:
                 self.ok += 1
             done_runs = plan.number
+            missed = " (not delivered)" if plan.may_fail and not self.delivered else ""
             say(
-                f"run {plan.number}: {plan.kind}{' ' + str(plan.target) if plan.target else ''}, "
+                f"run {plan.number}: {plan.kind}{missed}"
+                f"{' ' + str(plan.target) if plan.target else ''}, "
                 f"exit {status}, faults {[f for _, f in plan.faults]}; {'; '.join(plan.changes)}"
             )
             if self.violations and self.args.stop_at_first:
@@ -652,6 +785,13 @@ def record(args: argparse.Namespace, soak: Soak, seconds: float) -> None:
             "faults": soak.faults,
             "violations": len(soak.violations),
             "runs_per_minute": round(len(soak.plans) / (seconds / 60), 1),
+            "commit": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, as a user runs it
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip(),
             "command": f"python3 scripts/soak.py --seed {args.seed} --runs {args.runs}"
             + (" --postgres" if args.postgres else ""),
         }

@@ -12,6 +12,7 @@ and at which run. A bug the soak misses is a gap in its oracle or its plan.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TAP_PLUGIN = Path(".meltano/extractors/tap-kaleyra-rcs")
+RECORD = ROOT / "docs" / "soak_mutants.json"
+"""``--record``'s results, shown in docs/reliability.md."""
 
 MUTANTS = {
     "summary lists the agents of every successful run, not the latest's": (
@@ -38,6 +41,11 @@ MUTANTS = {
         "transform/macros/kaleyra_rcs_copy_order.sql",
         "synced_agent_no desc, position desc",
         "synced_agent_no asc, position desc",
+    ),
+    "history: a period dated a second before its tester was received": (
+        "transform/models/marts/kaleyra_rcs__tester_status_history.sql",
+        "    event_at as valid_from,\n",
+        "    {{ dbt.dateadd('second', -1, 'event_at') }} as valid_from,\n",
     ),
     "tap: a held-back agent is counted as synced too": (
         "tap_kaleyra_rcs/streams.py",
@@ -111,8 +119,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--only", help="only the mutants whose name contains this")
+    parser.add_argument(
+        "--record", action="store_true", help="write the results to docs/soak_mutants.json"
+    )
     args = parser.parse_args()
     caught = 0
+    results: list[dict[str, object]] = []
     chosen = {k: v for k, v in MUTANTS.items() if not args.only or args.only in k}
     shared = fingerprints()
     for name, (relative, text, bug) in {CONTROL: ("", "", ""), **chosen}.items():
@@ -138,11 +150,17 @@ def main() -> int:
             if run is not None:
                 return 2
             continue
+        results.append({"bug": name, "file": relative, "caught_at_run": run})
         if run is None:
             print(f"MISSED  {name} ({args.runs} runs, {seconds:.0f} s): {line}", flush=True)
         else:
             caught += 1
             print(f"CAUGHT  {name}: at run {run} ({seconds:.0f} s): {line}", flush=True)
+    if args.record:
+        RECORD.write_text(
+            json.dumps({"seed": args.seed, "runs": args.runs, "bugs": results}, indent=2) + "\n",
+            encoding="utf-8",
+        )
     print(
         f"soak mutants: {caught} of {len(chosen)} caught (seed {args.seed}, up to {args.runs} runs)"
     )

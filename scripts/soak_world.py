@@ -36,6 +36,14 @@ RIDE_THROUGH = ("429", "429-retry-after", "503", "drop", "reset", "cut-off")
 """API faults the tap retries (docs/failures.md "Retries are bounded"): every one is survived."""
 HANG_SECONDS = 20
 """How long the sandbox holds the request the tap is signalled during."""
+LOADER_HANG_SECONDS = 6
+"""How long the sandbox holds the last agent's request while the loader is hit: then it
+drops the connection, and the tap's retry gets the answer."""
+MUST_FAIL = frozenset({"fail", "sigterm", "loader-kill"})
+"""Kinds after which the job must exit non-zero."""
+MAY_FAIL = frozenset({"pg-drop", "dbt-sigterm"})
+"""Kinds after which either exit is right, each checked as what it then is: a dropped
+connection the loader may open again, and a dbt build that may end before its signal."""
 
 
 @dataclass
@@ -72,9 +80,13 @@ class RunPlan:
     agents: list[str]
     overrides: dict[str, dict[str, t.Any]]
     kind: str = "clean"
-    """``clean`` (faults it rides through only), ``fail`` (a 500 always) or ``sigterm``."""
+    """``clean`` (faults it rides through only), ``fail`` (a 500 always), ``sigterm`` (to
+    the tap mid-fetch), ``loader-kill`` (SIGKILL to the loader mid-load), ``pg-drop``
+    (the loader's PostgreSQL connections terminated mid-load) or ``dbt-sigterm``."""
     target: str | None = None
-    """The agent failing (``fail``) or held while the tap is signalled (``sigterm``)."""
+    """The agent failing (``fail``) or held while the tap or the loader is hit."""
+    delay: float = 0.0
+    """``dbt-sigterm``: seconds after dbt has parsed the project before the signal."""
     faults: list[tuple[str, str]] = field(default_factory=list)
     """(agent, fault) the tap must ride through."""
     hand_build: bool = False
@@ -84,7 +96,12 @@ class RunPlan:
     @property
     def must_fail(self) -> bool:
         """Whether the job must exit non-zero: a failure was injected."""
-        return self.kind != "clean"
+        return self.kind in MUST_FAIL
+
+    @property
+    def may_fail(self) -> bool:
+        """Whether the job may exit either way (then checked as what its exit says)."""
+        return self.kind in MAY_FAIL
 
     def answers(self, seed: int) -> dict[str, list[dict[str, t.Any]]]:
         """What each configured agent answers, with no fault: the tester list it would load."""
@@ -126,8 +143,12 @@ def _fault(name: str, body: bytes) -> list[dict[str, t.Any]]:
     return [{"kind": name}]
 
 
-def plan_runs(seed: int, runs: int) -> list[RunPlan]:  # noqa: C901, PLR0912, PLR0915 - one branch per change
-    """The same plan for the same seed: the world before each run, and that run's faults."""
+def plan_runs(seed: int, runs: int, *, postgres: bool = False) -> list[RunPlan]:  # noqa: C901, PLR0912, PLR0915 - one branch per change
+    """The same plan for the same seed: the world before each run, and that run's faults.
+
+    ``pg-drop`` runs are planned only for PostgreSQL (``postgres``); on DuckDB those
+    runs are clean.
+    """
     rng = random.Random(seed)  # noqa: S311 - a reproducible plan, not a secret
     world = {agent: AgentWorld(count=rng.randint(2, MAX_TESTERS)) for agent in AGENTS}
     configured = list(AGENTS[:4])
@@ -200,6 +221,15 @@ def plan_runs(seed: int, runs: int) -> list[RunPlan]:  # noqa: C901, PLR0912, PL
         elif number > 1 and roll < 0.3:  # noqa: PLR2004
             plan.kind, plan.target = "sigterm", rng.choice(agents)
             plan.hand_build = rng.random() < 0.5  # noqa: PLR2004
+        elif number > 1 and roll < 0.38:  # noqa: PLR2004
+            # The last agent: the loader has the others' records when it is killed.
+            plan.kind, plan.target = "loader-kill", agents[-1]
+            plan.hand_build = rng.random() < 0.5  # noqa: PLR2004
+        elif number > 1 and roll < 0.46:  # noqa: PLR2004
+            plan.kind, plan.delay = "dbt-sigterm", round(rng.uniform(0.0, 2.0), 2)
+            plan.hand_build = rng.random() < 0.5  # noqa: PLR2004
+        elif number > 1 and roll < 0.54 and postgres:  # noqa: PLR2004
+            plan.kind, plan.target = "pg-drop", agents[-1]
         for _ in range(rng.choice((0, 1, 1, 2))):
             agent = rng.choice(agents)
             if agent != plan.target:
@@ -221,6 +251,9 @@ def with_faults(plan: RunPlan, seed: int, api_key: str) -> dict[str, t.Any]:
     if plan.kind == "sigterm" and plan.target:
         entry = document["agent_overrides"].setdefault(plan.target, {})
         entry["faults"] = [{"kind": "hang", "seconds": HANG_SECONDS}]
+    if plan.kind in {"loader-kill", "pg-drop"} and plan.target:
+        entry = document["agent_overrides"].setdefault(plan.target, {})
+        entry["faults"] = [{"kind": "hang", "seconds": LOADER_HANG_SECONDS}]
     return document
 
 

@@ -633,6 +633,8 @@ def render() -> str:
 
 SOAK_RECORD = DOC.parent / "soak.json"
 """The soaks run by hand with ``scripts/soak.py --record``: one entry per soak."""
+SOAK_MUTANTS = DOC.parent / "soak_mutants.json"
+"""``scripts/soak_mutants.py --record``: the planted bugs and the run that caught each."""
 
 
 def soak_section() -> list[str]:
@@ -648,30 +650,37 @@ def soak_section() -> list[str]:
         "dropped from `agent_numbers` and back, testers listed under two agents, fields",
         "the schema does not have; 429 (with and without `Retry-After`), 503, dropped",
         "and reset connections and cut-off bodies the tap rides through; a 500 on one",
-        "agent or SIGTERM to the tap mid-fetch that the job must fail on, sometimes",
-        "followed by a `dbt build` by hand. After every run an oracle replays",
-        "docs/models.md's rules over what the sandbox served and checks the exit",
-        "status, what was loaded, the three models, that a failed job changes no model,",
-        "that a full rebuild from a copy of the raw tables gives the same rows, and that",
-        "no output or kept file holds a traceback or a piece of the API key.",
-        "Not checked: the models' times beyond the dating of removals (`first_seen_at`,",
-        "`last_seen_at`, `valid_from`, `last_synced_at`, `oldest_pending_created_at`),",
-        "`phoneno`, `override_dcs_check` and `created_at`; faults on the loader's side",
-        "(a killed target, a dropped PostgreSQL connection) are not injected.",
-        "`scripts/soak_mutants.py` plants bugs one at a time in a copy of the project",
-        "and reports which the soak catches, and at which run.",
+        "agent or SIGTERM to the tap mid-fetch that the job must fail on; the loader",
+        "killed (SIGKILL) mid-load, and on PostgreSQL every connection to the warehouse",
+        "terminated mid-load; SIGTERM to dbt mid-build; each sometimes followed by a",
+        "`dbt build` by hand. After every run an oracle replays docs/models.md's rules",
+        "over what the sandbox served and checks the exit status; what was loaded, field",
+        "by field (`phoneno`, `override_dcs_check` and `created_date` included); the",
+        "three models; that a job whose tap or loader failed changes no model; that",
+        "after dbt was stopped each model is as the last build left it or as the run",
+        "makes it, and the next build shows everything; that every history period",
+        "begins at an observation of its tester received within its run, and every",
+        "removal at a successful run's answer; that a full rebuild from a copy of the",
+        "raw tables gives the same rows; and that no output or kept file holds a",
+        "traceback or any 8-character piece of the soak's own API key.",
+        "Not checked: the models' other times (`first_seen_at`, `last_seen_at`,",
+        "`last_synced_at`, `oldest_pending_created_at`). The moment dbt is stopped",
+        "varies with its speed (the plan fixes a delay after it has parsed the",
+        "project); a signal that comes after dbt ended makes a clean run, and is not",
+        "counted as a fault.",
         "Figures recorded with `--record` on a machine of 2 cores that other work",
         "shared at the time (so runs/minute is a floor; each soak starts its own sandbox",
         "and, for PostgreSQL, its own server):",
         "",
         (
-            "| warehouse | command | runs | ok | failed as expected | faults | violations "
-            "| runs/minute |"
+            "| warehouse | command | commit | runs | ok | failed as expected | faults "
+            "| violations | runs/minute |"
         ),
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines.extend(
-        f"| {entry['warehouse']} | `{entry['command']}` | {entry['runs']} | {entry['ok']} | "
+        f"| {entry['warehouse']} | `{entry['command']}` | {entry.get('commit', '')} "
+        f"| {entry['runs']} | {entry['ok']} | "
         f"{entry['failed_as_expected']} | {entry['faults']} | {entry['violations']} | "
         f"{entry['runs_per_minute']} |"
         for entry in entries
@@ -682,7 +691,33 @@ def soak_section() -> list[str]:
         f"In all: {totals[0]} runs, {totals[1]} faults injected, {totals[2]} invariant violations.",
         "",
     ]
-    return lines
+    return lines + soak_mutants_section()
+
+
+def soak_mutants_section() -> list[str]:
+    """Which planted bugs the soak caught (docs/soak_mutants.json), and at which run."""
+    if not SOAK_MUTANTS.exists():
+        return []
+    found = json.loads(SOAK_MUTANTS.read_text(encoding="utf-8"))
+    caught = sum(1 for bug in found["bugs"] if bug["caught_at_run"] is not None)
+    lines = [
+        "### Does the soak catch bugs?",
+        "",
+        "`scripts/soak_mutants.py` plants one bug at a time in a copy of the project and",
+        "soaks the copy (an unchanged copy first, which must pass). Recorded with",
+        (
+            f"`.venv/bin/python scripts/soak_mutants.py --seed {found['seed']} "
+            f"--runs {found['runs']} --record`: {caught} of {len(found['bugs'])} caught."
+        ),
+        "",
+        "| planted bug | in | caught at run |",
+        "|---|---|---|",
+    ]
+    lines.extend(
+        f"| {bug['bug']} | `{bug['file']}` | {bug['caught_at_run'] or 'missed'} |"
+        for bug in found["bugs"]
+    )
+    return [*lines, ""]
 
 
 if __name__ == "__main__":

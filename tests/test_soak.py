@@ -13,8 +13,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from soak_world import Loaded, compare, expected_models, plan_runs  # noqa: E402
 
-SEED, RUNS = 12, 4
-"""Seed 12's first four runs: tester changes, ride-through faults and a run failing on a 500."""
+SEED, RUNS = 38, 4
+"""Seed 38's first four runs: tester changes and ride-through faults in each, the loader
+killed mid-load, a run failing on a 500, and dbt stopped mid-build."""
 
 
 def _tester(tester_id: str, agent: str, test_status: str = "ACCEPTED") -> dict[str, object]:
@@ -28,6 +29,15 @@ def test_the_same_seed_gives_the_same_plan():
         (p.agents, p.overrides, p.kind, p.faults) for p in again
     ]
     assert any(p.changes for p in first)
+
+
+def test_the_short_seed_injects_what_its_docstring_says():
+    plans = plan_runs(SEED, RUNS)
+    assert [p.kind for p in plans] == ["clean", "loader-kill", "fail", "dbt-sigterm"]
+    assert all(p.changes for p in plans[1:])
+    # PostgreSQL's plan may also drop the loader's connections; DuckDB's never does.
+    assert "pg-drop" not in {p.kind for p in plan_runs(SEED, 60)}
+    assert "pg-drop" in {p.kind for p in plan_runs(SEED, 60, postgres=True)}
 
 
 def test_the_oracle_follows_the_documented_rules_and_catches_a_difference():
