@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import string
 import subprocess
 import sys
@@ -93,6 +94,19 @@ def assert_no_key(text: str, key: str, *, tap_run: bool = False) -> None:
         pytest.fail(f"a piece of the API key, {piece!r}, is in the output: {context!r}")
 
 
+def sandbox_config(url: str, scenario: Scenario, **overrides: t.Any) -> dict[str, t.Any]:
+    """A tap config for the sandbox at ``url`` serving ``scenario``: every agent it knows."""
+    config: dict[str, t.Any] = {
+        "sid": DEFAULT_SID,
+        "api_key": DEFAULT_API_KEY,
+        "agent_numbers": list(scenario.agents),
+        "base_url": url,
+        "retry_backoff_seconds": 0.01,
+    }
+    config.update(overrides)
+    return config
+
+
 class RunningSandbox:
     """A sandbox server on a background thread, for one test."""
 
@@ -120,15 +134,7 @@ class RunningSandbox:
 
     def config(self, **overrides: t.Any) -> dict[str, t.Any]:
         """A tap config for this sandbox: every agent the scenario knows."""
-        config: dict[str, t.Any] = {
-            "sid": DEFAULT_SID,
-            "api_key": DEFAULT_API_KEY,
-            "agent_numbers": list(self.scenario.agents),
-            "base_url": self.url,
-            "retry_backoff_seconds": 0.01,
-        }
-        config.update(overrides)
-        return config
+        return sandbox_config(self.url, self.scenario, **overrides)
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -205,6 +211,60 @@ def run_tap(
     for scan, secret in enumerate(secrets_given(config, env)):
         assert_no_key(run.stdout + run.stderr, secret, tap_run=scan == 0)
     return run
+
+
+def checked(
+    *command: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command``; fail the test with the end of its output unless it succeeds."""
+    done = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done
+
+
+def git(*args: str) -> str:
+    """The output of a git command in this checkout, stripped; it must succeed."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def head_commit() -> str:
+    """The full hash of the checkout's HEAD commit."""
+    return git("rev-parse", "HEAD")
+
+
+def release_tag_at_head() -> str | None:
+    """The release tag ``vX.Y.Z`` on HEAD, if HEAD is a release."""
+    try:
+        return git("describe", "--tags", "--exact-match", "--match", "v*")
+    except subprocess.CalledProcessError:  # no tag on HEAD
+        return None
+
+
+DEV_VERSION = re.compile(r"\d+\.\d+(\.\d+)?\.dev\d+\+g(?P<commit>[0-9a-f]{7,40})(\.d\d{8})?")
+"""A version hatch-vcs gives a commit that is not a release: ``.devN+g<commit>``,
+with ``.d<date>`` when the tree had uncommitted changes."""
+
+
+def assert_names_head(version: str, hint: str = "") -> None:
+    """Fail unless ``version`` is HEAD's: its release tag's, else a dev version naming it."""
+    tag = release_tag_at_head()
+    if tag is not None:  # a release: exactly the tag's version
+        assert version == tag.removeprefix("v"), f"{version} is not the release {tag}"
+        return
+    found = DEV_VERSION.fullmatch(version)
+    assert found, f"{version!r} is not a development version naming its commit"
+    head = head_commit()
+    assert head.startswith(found["commit"]), f"{version} is not HEAD, {head[:12]}{hint}"
 
 
 def load_test_command() -> t.Any:

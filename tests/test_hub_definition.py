@@ -8,7 +8,6 @@ installs the wheel built from this checkout, and syncs the sandbox through it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import typing as t
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from tests.support import BIN
-from tests.warehouses import MELTANO, ROOT
+from tests.warehouses import MELTANO, ROOT, outside_environment
 
 DEFINITION = ROOT / "meltano-hub" / "tap-kaleyra-rcs.yml"
 COMPARED = ("name", "kind", "label", "description", "value", "options")
@@ -64,11 +63,7 @@ def test_a_new_meltano_project_adds_the_tap_from_the_definition_and_syncs(sandbo
     reference.write_text(yaml.safe_dump({**_definition(), "pip_url": str(wheel)}, sort_keys=False))
     api = sandbox()
     config = api.config()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TAP_KALEYRA_RCS_", "TARGET_", "MELTANO_"))
-    }
+    env = outside_environment()
     env |= {
         "TAP_KALEYRA_RCS_SID": config["sid"],
         "TAP_KALEYRA_RCS_API_KEY": config["api_key"],

@@ -143,13 +143,19 @@ def own_meltano_folder(tmp_path: Path) -> str:
     return str(folder)
 
 
-def meltano_env(tmp_path: Path, sandbox_url: str, **extra: str) -> dict[str, str]:
-    """Environment for one test's Meltano runs: its own system DB, files and schema."""
-    env = {
+def outside_environment() -> dict[str, str]:
+    """This process's environment without the tap's, the loaders' and Meltano's
+    variables: what a Meltano project a test makes starts from."""
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("TAP_KALEYRA_RCS_", "TARGET_", "MELTANO_"))
     }
+
+
+def meltano_env(tmp_path: Path, sandbox_url: str, **extra: str) -> dict[str, str]:
+    """Environment for one test's Meltano runs: its own system DB, files and schema."""
+    env = outside_environment()
     env.update(
         {
             "MELTANO_ENVIRONMENT": "sandbox",
