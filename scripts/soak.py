@@ -270,6 +270,11 @@ def descendant(meltano_pid: int, executable: str) -> int | None:
     return None
 
 
+MELTANO_7047 = ("meltano/core/logging/utils.py", "_write_line_writer", "wait_closed")
+"""What Meltano's own traceback on a loader that died holds (meltano/meltano#7047)."""
+MELTANO_7047_NOTE = (
+    "Meltano's own traceback after its loader died (meltano/meltano#7047), not the project's"
+)
 LOADER_EXECUTABLES = {"duckdb": "target-duckdb-file", "postgres": "target-postgres-connection"}
 """What meltano.yml runs as each loader (target-duckdb runs through its wrapper)."""
 
@@ -298,6 +303,8 @@ class Soak:
         self.violations: list[str] = []
         self.outputs: list[str] = []
         self.ok = self.failed = self.faults = 0
+        self.upstream = 0
+        """Meltano's known traceback when its loader died (meltano/meltano#7047)."""
         self.job_seconds: list[float] = []
 
     def env(self, plan: object) -> dict[str, str]:
@@ -692,13 +699,29 @@ class Soak:
         for problem in compare(self.models(), self.models(fresh)):
             self.violation(number, f"full rebuild differs: {problem}")
 
-    def check_secrets(self, number: int, texts: list[str]) -> None:
-        """No traceback, and no 8-character piece of the soak's API key, in any output."""
+    def check_secrets(self, plan: object, texts: list[str]) -> None:
+        """No traceback, and no 8-character piece of the soak's API key, in any output.
+
+        One traceback is Meltano's own and known (meltano/meltano#7047): when the
+        loader dies while Meltano writes the tap's output to it, Meltano 4.4.1 may
+        print a traceback of its ``_write_line_writer``. In a run whose loader the
+        soak killed, that one is counted apart (``upstream``), not as a violation:
+        nothing in the project can prevent it. Any other traceback is a violation.
+        """
+        number = plan.number  # type: ignore[attr-defined]
         pieces = {self.api_key[i : i + 8] for i in range(len(self.api_key) - 7)}
         for text in texts:
-            if "Traceback" in text:
-                at = text.index("Traceback")
-                self.violation(number, f"a traceback in the output: {text[at : at + 600]}")
+            for block in text.split("Traceback")[1:]:
+                if (
+                    plan.kind == "loader-kill"
+                    and all(  # type: ignore[attr-defined]
+                        mark in block[:6000] for mark in MELTANO_7047
+                    )
+                ):
+                    self.upstream += 1
+                    print(f"UPSTREAM seed {self.args.seed} run {number}: {MELTANO_7047_NOTE}")
+                    continue
+                self.violation(number, f"a traceback in the output: Traceback{block[:600]}")
             if any(piece in text for piece in pieces):
                 self.violation(number, "a piece of the API key in the output")
 
@@ -733,7 +756,7 @@ class Soak:
                 and plan.number % self.args.rebuild_every == 0
             ):
                 self.check_rebuild(plan.number, env)
-            self.check_secrets(plan.number, self.outputs)
+            self.check_secrets(plan, self.outputs)
             self.outputs.clear()
             if (plan.must_fail or plan.may_fail) and status != 0:
                 self.failed += 1
@@ -784,6 +807,7 @@ def record(args: argparse.Namespace, soak: Soak, seconds: float) -> None:
             "failed_as_expected": soak.failed,
             "faults": soak.faults,
             "violations": len(soak.violations),
+            "meltano_7047": soak.upstream,
             "runs_per_minute": round(len(soak.plans) / (seconds / 60), 1),
             "commit": subprocess.run(
                 ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, as a user runs it
@@ -848,6 +872,8 @@ def main() -> int:
         f"{len(soak.plans)} runs in {seconds:.0f} s "
         f"({len(soak.plans) / (seconds / 60):.1f} runs/minute)"
     )
+    if soak.upstream:
+        say(f"{soak.upstream} x {MELTANO_7047_NOTE}")
     print(
         f"soak: {len(soak.plans)} runs ({soak.ok} ok, {soak.failed} failed as expected), "
         f"{soak.faults} faults injected, {len(soak.violations)} invariant violations"
