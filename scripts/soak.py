@@ -296,6 +296,8 @@ class Soak:
         self.warehouse: Warehouse = PostgresWarehouse(work) if args.postgres else Warehouse(work)
         self.loaded: list = []
         self.built_through = 0
+        self.interrupted_at: list[int] = []
+        """Since the last complete build, the runs loaded when each interrupted build began."""
         """How many of ``loaded`` the models were last built from."""
         self.known_runs: set[str] = set()
         self.last_answered: dict[str, int | None] = {}
@@ -608,8 +610,10 @@ class Soak:
                 )
             else:
                 self.built_through = len(self.loaded)
+                self.interrupted_at = []
         elif status == 0:
             self.built_through = len(self.loaded)
+            self.interrupted_at = []
         actual = self.models()
         # docs/models.md "After a failed run": a job whose tap or loader fails stops
         # before dbt.
@@ -617,6 +621,8 @@ class Soak:
         if stopped_before_dbt and actual != before_models:
             self.violation(number, "a failed job changed the models")
         if killed_dbt and status != 0 and not plan.hand_build:  # type: ignore[attr-defined]
+            self.interrupted_at.append(len(self.loaded))
+        if self.interrupted_at:
             self.check_interrupted_build(number, actual)
         elif actual or self.built_through:
             expected = expected_models(self.loaded[: self.built_through])
@@ -626,24 +632,29 @@ class Soak:
         self.previous_models = actual
 
     def check_interrupted_build(self, number: int, actual: dict) -> None:
-        """Dbt killed mid-build: each model as the last build left it, or as this run's.
+        """Since dbt was killed mid-build: each model as one of the builds since left it.
 
         dbt builds one model at a time, each in its own transaction, so a model is never
-        half built; which of them the signal reached varies. The next build (the next
-        run's, or one by hand) must show everything loaded: checked then.
+        half built; which of them a signal reached varies. Until a build runs to its end,
+        each model must equal what the models hold after the last complete build or
+        after one of the interrupted builds since (the models may differ from each other
+        meanwhile, so the cross-model checks wait). The next complete build (the next
+        successful run's, or one by hand) must show everything loaded: checked then.
         """
         from soak_world import compare, expected_models  # noqa: PLC0415
 
-        before = expected_models(self.loaded[: self.built_through])
-        after = expected_models(self.loaded)
-        for model, rows in after.items():
+        candidates = [
+            expected_models(self.loaded[:through])
+            for through in (self.built_through, *self.interrupted_at)
+        ]
+        for model in candidates[-1]:
             found = {model: actual.get(model, [])}
-            if compare({model: rows}, found) and compare({model: before[model]}, found):
-                problems = compare({model: rows}, found)
+            if all(compare({model: known[model]}, found) for known in candidates):
+                problems = compare({model: candidates[-1][model]}, found)
                 self.violation(
                     number,
-                    f"{model} after dbt was killed is neither the last build's nor this run's: "
-                    + "; ".join(problems[:3]),
+                    f"{model} since dbt was killed is as no build since the last complete one "
+                    "left it: " + "; ".join(problems[:3]),
                 )
 
     previous_models: dict = {}  # noqa: RUF012 - replaced, never mutated
@@ -776,7 +787,7 @@ class Soak:
         # Once more after the last run, unless just done; only when every loaded run is
         # built (a rebuild would build a failed run's observations the models have not).
         just_done = self.rebuilt_at == last.number
-        everything_built = self.built_through == len(self.loaded)
+        everything_built = self.built_through == len(self.loaded) and not self.interrupted_at
         if everything_built and not just_done and self.warehouse.has_models():
             self.check_rebuild(last.number, self.env(last))
         self.check_files()
@@ -817,6 +828,7 @@ def record(args: argparse.Namespace, soak: Soak, seconds: float) -> None:
                 check=False,
             ).stdout.strip(),
             "command": f"python3 scripts/soak.py --seed {args.seed} --runs {args.runs}"
+            + (f" --rebuild-every {args.rebuild_every}" if args.rebuild_every != 1 else "")
             + (" --postgres" if args.postgres else ""),
         }
     )
