@@ -105,6 +105,14 @@ def soak(folder: Path, seed: int, runs: int) -> tuple[int | None, str]:
     return None, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
 
 
+def commit() -> str:
+    """The checkout's commit, as the figures name it."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, as a user runs it
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+
+
 def fingerprints() -> dict[str, bytes]:
     """The shared plugins' install fingerprints: a soak in a copy must never reinstall them."""
     return {
@@ -158,7 +166,11 @@ def main() -> int:
             print(f"CAUGHT  {name}: at run {run} ({seconds:.0f} s): {line}", flush=True)
     if args.record:
         RECORD.write_text(
-            json.dumps({"seed": args.seed, "runs": args.runs, "bugs": results}, indent=2) + "\n",
+            json.dumps(
+                {"seed": args.seed, "runs": args.runs, "commit": commit(), "bugs": results},
+                indent=2,
+            )
+            + "\n",
             encoding="utf-8",
         )
     print(

@@ -712,7 +712,8 @@ def soak_mutants_section() -> list[str]:
         "soaks the copy (an unchanged copy first, which must pass). Recorded with",
         (
             f"`.venv/bin/python scripts/soak_mutants.py --seed {found['seed']} "
-            f"--runs {found['runs']} --record`: {caught} of {len(found['bugs'])} caught."
+            f"--runs {found['runs']} --record` on commit {found.get('commit', '?')}: {caught} of "
+            f"{len(found['bugs'])} caught."
         ),
         "",
         "| planted bug | in | caught at run |",
