@@ -27,6 +27,8 @@ if t.TYPE_CHECKING:
     from singer_sdk import Stream
     from singer_sdk.singerlib.encoding.simple import Message
 
+    from tap_kaleyra_rcs.records import AgentTesters
+
 CHUNK_BYTES = 1 << 16
 LINES_PER_WRITE = 2000
 """RECORD lines encoded and queued together on the direct path."""
@@ -34,6 +36,38 @@ LINES_PER_WRITE = 2000
 _encoder = msgspec.json.Encoder()
 _encode_json = _encoder.encode
 _encode_lines = _encoder.encode_lines
+
+
+def record_lines(records: list[dict[str, t.Any]]) -> list[bytes]:
+    """``records`` as JSON lines, in chunks of :data:`LINES_PER_WRITE` records."""
+    return [
+        _encode_lines(records[start : start + LINES_PER_WRITE])
+        for start in range(0, len(records), LINES_PER_WRITE)
+    ]
+
+
+def lines_of(batch: AgentTesters) -> list[bytes]:
+    """``batch``'s records as JSON lines, encoded once for both streams.
+
+    The testers' lines are also the observations' (:meth:`SingerOutput.write_observations`).
+    """
+    if batch.lines is None:
+        batch.lines = record_lines(batch.records)
+    return batch.lines
+
+
+def _record_head(stream: str) -> bytes:
+    """A RECORD message up to its record: ``{"type":"RECORD","stream":...,"record":``."""
+    return _encode_json({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
+
+
+def _record_tail(time_extracted: str, version: int | None) -> bytes:
+    """A RECORD message after its record, with the line end."""
+    tail: dict[str, t.Any] = {}
+    if version is not None:
+        tail["version"] = version
+    tail["time_extracted"] = time_extracted
+    return b"," + _encode_json(tail)[1:] + b"\n"
 
 
 def records_go_out_unchanged(stream: Stream) -> bool:
@@ -89,25 +123,50 @@ class SingerOutput(MsgSpecWriter):
     def write_records(
         self,
         stream: str,
-        records: list[dict[str, t.Any]],
+        lines: t.Iterable[bytes],
         time_extracted: str,
         version: int | None = None,
     ) -> None:
         """Queue one RECORD message per record, the SDK's fields in the SDK's order.
 
-        The records are encoded as JSON lines in one call, then each line is
-        wrapped in the message around it. JSON escapes newlines inside strings,
-        so the only newline bytes are the line ends.
+        ``lines`` are the records already encoded as JSON lines
+        (:func:`record_lines`); each line is wrapped in the message around it.
+        JSON escapes newlines inside strings, so the only newline bytes are the
+        line ends.
         """
-        head = _encode_json({"type": "RECORD", "stream": stream})[:-1] + b',"record":'
-        tail: dict[str, t.Any] = {}
-        if version is not None:
-            tail["version"] = version
-        tail["time_extracted"] = time_extracted
-        end_and_next = b"," + _encode_json(tail)[1:] + b"\n" + head
-        for start in range(0, len(records), LINES_PER_WRITE):
-            lines = _encode_lines(records[start : start + LINES_PER_WRITE])
-            self.write_lines(head + lines.replace(b"\n", end_and_next)[: -len(head)])
+        head = _record_head(stream)
+        end_and_next = _record_tail(time_extracted, version) + head
+        for chunk in lines:
+            self.write_lines(head + chunk.replace(b"\n", end_and_next)[: -len(head)])
+
+    def write_observations(
+        self,
+        stream: str,
+        lines: t.Iterable[bytes],
+        run_fields: dict[str, t.Any],
+        received_at: str,
+    ) -> None:
+        """Queue each encoded tester line again as an observation: run fields, position, tester.
+
+        The same message as encoding ``{**run_fields, "position": n, "received_at":
+        received_at, **tester}`` anew (``received_at`` is also the message's
+        ``time_extracted``), spliced from the tester's own JSON instead: the fields
+        before the tester's are encoded once per agent, its position once per line.
+        Every tester record has an ``id``, so no tester's JSON is ``{}``.
+        """
+        tail = _record_tail(received_at, None)
+        lead = tail + _record_head(stream) + _encode_json(run_fields)[:-1] + b',"position":'
+        after = b"," + _encode_json({"received_at": received_at})[1:-1] + b","
+        position = 0
+        for chunk in lines:
+            # "{a}\n{b}\n" -> "a}", "b}": each tester's fields and closing brace.
+            bodies = chunk[1:-1].split(b"\n{")
+            leads = [b"%b%d%b" % (lead, n, after) for n in range(position, position + len(bodies))]
+            position += len(bodies)
+            parts = [b""] * (2 * len(bodies))
+            parts[::2] = leads
+            parts[1::2] = bodies
+            self.write_lines(b"".join(parts)[len(tail) :] + tail)
 
     def write_lines(self, lines: bytes) -> None:
         """Queue one or more complete messages, each ending in a newline."""

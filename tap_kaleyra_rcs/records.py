@@ -139,6 +139,8 @@ class AgentTesters:
     answer: str = "list"
     """What Kaleyra answered: ``list`` (``data`` was a list), ``null`` (``data: null``
     or no ``data``: no list at all) or ``unknown`` (``Agent Not Found``, skipped)."""
+    lines: list[bytes] | None = None
+    """The records encoded as JSON lines, once the first stream to send them directly has."""
 
 
 _TRUSTED_SHAPES: set[tuple[tuple[str, ...], tuple[type, ...]]] = set()

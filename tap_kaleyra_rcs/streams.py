@@ -18,7 +18,7 @@ from singer_sdk.exceptions import MaxRecordsLimitException
 from tap_kaleyra_rcs.client import NoTesterList, TestersClient
 from tap_kaleyra_rcs.drift import KEEP, describe, drift_policy
 from tap_kaleyra_rcs.errors import AgentRequestFailed, KaleyraError, UnknownAgent
-from tap_kaleyra_rcs.output import SingerOutput, records_go_out_unchanged
+from tap_kaleyra_rcs.output import SingerOutput, lines_of, records_go_out_unchanged
 from tap_kaleyra_rcs.phones import phone_hasher
 from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
 from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema
@@ -314,7 +314,7 @@ class TestersStream(Stream):
                 batch = self._take_batch(partition[PARTITION_KEY])
                 with output.whole():
                     output.write_records(
-                        self.name, batch.records, batch.extracted_at, self._run_version
+                        self.name, lines_of(batch), batch.extracted_at, self._run_version
                     )
                     self.state_manager.is_flushed = False
                     output.flush()
