@@ -32,6 +32,7 @@ from tap_kaleyra_rcs.errors import (
     redact_cut,
     register_secret,
 )
+from tap_kaleyra_rcs.prefetch import hold
 
 if t.TYPE_CHECKING:
     import logging
@@ -393,8 +394,11 @@ class TestersClient:
                 params={"agent_number": agent},
                 timeout=settings.request_timeout,
                 allow_redirects=False,  # a redirect must not carry the api-key elsewhere
+                stream=True,  # the headers first: the body waits for room in memory
             )
+            hold(_announced_length(response.headers))
             body = response.content
+            hold(len(body))
         except requests.Timeout:
             return Retry(f"no answer within request_timeout={settings.request_timeout:g} s")
         except requests.ConnectionError as exc:
@@ -462,6 +466,12 @@ class TestersClient:
         if status == 400 and _says_agent_not_found(error):  # noqa: PLR2004
             raise UnknownAgent(agent, f"HTTP {status} {detail}")
         raise AgentRequestFailed(f"agent {agent}: HTTP {status} {detail}; {AGENT_ADVICE}")
+
+
+def _announced_length(headers: t.Mapping[str, str]) -> int:
+    """The body's length from ``Content-Length``, or 0 when the server does not say."""
+    length = headers.get("Content-Length", "")
+    return int(length) if length.isdecimal() and len(length) < 19 else 0  # noqa: PLR2004
 
 
 def _says_agent_not_found(error: ErrorBody) -> bool:
