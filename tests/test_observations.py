@@ -342,3 +342,42 @@ def test_in_process_a_map_on_testers_sends_observations_through_the_sdk(sandbox,
     assert len(observed) == 2
     assert all("phoneno" not in record for record in observed)
     assert all(set(RUN_FIELDS) <= set(record) for record in observed)
+
+
+def test_on_the_sdks_path_an_agents_records_go_out_together_not_one_write_each(
+    sandbox, capfd, monkeypatch
+):
+    api = sandbox({"agents": 2, "testers_per_agent": 5})
+    config = api.config(stream_maps={"testers": {"phoneno": "__NULL__"}})
+    writes: list[bytes] = []
+    write_all = output._write_all
+
+    def counted(out, data: bytes) -> None:
+        writes.append(bytes(data))
+        write_all(out, data)
+
+    monkeypatch.setattr(output, "_write_all", counted)
+
+    messages = _sync_in_process(config, capfd)
+
+    records = [m for m in messages if m["type"] == "RECORD"]
+    assert len(records) == 2 * 5 * 2 + 3, "testers, observations, run records"
+    streams = (b'"stream":"testers",', b'"stream":"testers_observations",')
+    with_records = [w for w in writes if any(b'"type":"RECORD",' + s in w for s in streams)]
+    assert len(with_records) <= 2 * 2, "at most one write an agent for each stream"
+
+
+def test_what_was_written_before_a_failure_inside_an_agent_still_goes_out(monkeypatch):
+    stdout = _Stdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    writer = SingerOutput()
+
+    def fail_inside_an_agent() -> None:
+        with writer.whole():
+            writer.write_lines(b'{"type":"RECORD"}\n')
+            raise ValueError("map failed")
+
+    with pytest.raises(ValueError, match="map failed"):
+        fail_inside_an_agent()
+
+    assert stdout.buffer.getvalue() == b'{"type":"RECORD"}\n'
