@@ -41,20 +41,32 @@ _encode_lines = _encoder.encode_lines
 
 def record_lines(records: list[dict[str, t.Any]]) -> list[bytes]:
     """``records`` as JSON lines, in chunks of :data:`LINES_PER_WRITE` records."""
-    return [
-        _encode_lines(records[start : start + LINES_PER_WRITE])
-        for start in range(0, len(records), LINES_PER_WRITE)
-    ]
+    return list(_chunks(records))
 
 
-def lines_of(batch: AgentTesters) -> list[bytes]:
-    """``batch``'s records as JSON lines, encoded once for both streams.
+LINES_KEPT = 10_000
+"""Up to this many records an agent, their encoded lines are kept for the observations."""
 
-    The testers' lines are also the observations' (:meth:`SingerOutput.write_observations`).
+
+def lines_of(batch: AgentTesters) -> t.Iterable[bytes]:
+    """``batch``'s records as JSON lines, for the testers and again for their observations.
+
+    The observations are spliced from the testers' lines
+    (:meth:`SingerOutput.write_observations`), so a usual agent's records are
+    encoded once and kept meanwhile. A very large agent's are encoded again,
+    one chunk at a time: keeping them would add a quarter to its memory.
     """
-    if batch.lines is None:
-        batch.lines = record_lines(batch.records)
+    if batch.lines is not None:
+        return batch.lines
+    if len(batch.records) > LINES_KEPT:
+        return _chunks(batch.records)
+    batch.lines = record_lines(batch.records)
     return batch.lines
+
+
+def _chunks(records: list[dict[str, t.Any]]) -> t.Iterator[bytes]:
+    for start in range(0, len(records), LINES_PER_WRITE):
+        yield _encode_lines(records[start : start + LINES_PER_WRITE])
 
 
 def _record_head(stream: str) -> bytes:

@@ -51,11 +51,11 @@ class CollectorPaused:
 
 M_MMAP_THRESHOLD = -3
 """glibc's ``mallopt`` parameter: blocks at least this large are mapped on their own."""
-LARGE_BLOCK = 128 * 1024
+LARGE_BLOCK = 1 << 20
 
 
 def large_blocks_from_the_system() -> bool:
-    """Have the C allocator map every block of 128 KiB or more on its own; False if it can't.
+    """Have the C allocator map every block of 1 MiB or more on its own; False if it can't.
 
     glibc starts with that threshold but raises it to the size of any mapped
     block that is freed, up to 32 MiB. Once the first agent's answer (megabytes)
@@ -65,6 +65,8 @@ def large_blocks_from_the_system() -> bool:
     while what Python held stayed flat. Setting the threshold fixes it, so a
     large block goes back to the system as soon as it is freed. Other C
     libraries (macOS, musl) have no such parameter or ignore it: nothing changes.
+    glibc's own starting point, 128 KiB, would map and unmap every usual answer
+    and chunk, and cost about a fifth more CPU on 100,000 testers.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -252,9 +252,14 @@ class _Stdout:
 
 
 @pytest.mark.parametrize("phones", [None, PhoneHasher("Splice-KEY-0123456789")])
-def test_observations_spliced_from_the_tester_lines_equal_those_encoded_anew(phones, monkeypatch):
+@pytest.mark.parametrize("kept", [True, False], ids=["lines-kept", "encoded-again"])
+def test_observations_spliced_from_the_tester_lines_equal_those_encoded_anew(
+    phones, kept, monkeypatch
+):
     # Chunks of 3 lines: positions must carry on from one chunk to the next.
     monkeypatch.setattr(output, "LINES_PER_WRITE", 3)
+    # A very large agent's lines are encoded again for its observations.
+    monkeypatch.setattr(output, "LINES_KEPT", len(VARIED_TESTERS) if kept else 2)
     batch = build_records("48901", [dict(tester) for tester in VARIED_TESTERS], phones, KEEP)
     run = RunSummary()
     stdout = _Stdout()
@@ -284,6 +289,7 @@ def test_observations_spliced_from_the_tester_lines_equal_those_encoded_anew(pho
     assert sent == b"".join(msgspec.json.encode(m) + b"\n" for m in encoded_anew)
     assert "drifted_fields" in batch.records[3]
     assert batch.records[1]["phoneno"] is None
+    assert (batch.lines is not None) is kept
 
 
 def _sync_in_process(config: dict, capfd) -> list[dict]:
