@@ -104,13 +104,12 @@ class SeenIds:
     A dict of every id and its first agent took about 120 bytes a tester (the
     id string, the entry): 240 MB at 2,000,000 testers. Here each id is its
     64-bit hash (SipHash, keyed afresh by every process unless
-    ``PYTHONHASHSEED`` is set), stored as 8 bytes followed by the first agent's
-    place in the run as 4, in one of 65,536 ``bytes`` buckets chosen by the
-    hash's low bits: 12 bytes a tester and about 3 MB for the buckets, about 14
-    bytes a tester at 2,000,000. A batch is looked up and added with one
-    ``bytes.find`` and one concatenation an id, all run by C loops (``map``);
-    only ids that share a bucket within the batch or were seen before take a
-    Python loop.
+    ``PYTHONHASHSEED`` is set), kept as 8 bytes followed by the first agent's
+    place in the run as 4, in one of 65,536 buckets chosen by the hash's low
+    bits: about 13 bytes a tester and 4 MB for the buckets (17 bytes a tester at
+    1,000,000, 15 at 2,000,000). A batch is looked up and added with one
+    ``find`` and one ``extend`` an id, run by C loops (``map``); only ids that
+    share a bucket within the batch or were found take a Python loop.
 
     Two different ids that share a fingerprint would be reported as one
     duplicate (never missed: the same id always has the same fingerprint). With
@@ -125,7 +124,7 @@ class SeenIds:
     def __init__(self) -> None:
         """Empty: no agent, no id."""
         self.agents: list[str] = []
-        self._buckets = [b""] * self.BUCKETS
+        self._buckets = [bytearray() for _ in range(self.BUCKETS)]
 
     def add(self, agent: str, tester_ids: list[str]) -> list[tuple[str, str]]:
         """Note one agent's ids; return each seen before, with the agent that listed it first."""
@@ -136,17 +135,16 @@ class SeenIds:
         keys = list(map(_fingerprint, hashes))
         places = list(map(and_, hashes, repeat(self.BUCKETS - 1)))
         held = list(map(buckets.__getitem__, places))
-        found = list(map(bytes.find, held, keys))
+        found = list(map(bytearray.find, held, keys))
         shared = {place for place, count in Counter(places).items() if count > 1}
         if not shared and max(found, default=-1) < 0:
             # The usual batch: every id new, each in a bucket no other id of the batch is in.
-            self._append(places, held, keys, owner)
+            self._append(held, keys, owner)
             return []
         # The rest one by one, in order: ids found (maybe seen before) or sharing a bucket.
         one_by_one = list(map(or_, map(ge, found, repeat(0)), map(shared.__contains__, places)))
         at_once = list(map(not_, one_by_one))
         self._append(
-            list(compress(places, at_once)),
             list(compress(held, at_once)),
             list(compress(keys, at_once)),
             owner,
@@ -159,18 +157,15 @@ class SeenIds:
             while at >= 0 and at % _ENTRY:  # a match straddling two entries: look on
                 at = bucket.find(key, at + 1)
             if at < 0:
-                buckets[place] = bucket + key + owner
+                bucket += key + owner
             else:
                 first = int.from_bytes(bucket[at + 8 : at + _ENTRY], "little")
                 seen_before.append((tester_id, self.agents[first]))
         return seen_before
 
-    def _append(
-        self, places: list[int], held: list[bytes], keys: list[bytes], owner: bytes
-    ) -> None:
-        """Add each key (with its owner) to its bucket; no two of ``places`` are the same."""
-        entries = map(add, keys, repeat(owner))
-        deque(map(self._buckets.__setitem__, places, map(add, held, entries)), maxlen=0)
+    def _append(self, held: list[bytearray], keys: list[bytes], owner: bytes) -> None:
+        """Add each key (with its owner) to its bucket, in place."""
+        deque(map(bytearray.extend, held, map(add, keys, repeat(owner))), maxlen=0)
 
 
 class SyncedAgent(t.NamedTuple):
