@@ -48,8 +48,9 @@ ANSWER_BYTES_AHEAD = 8 << 20
 
 A decoded tester takes about 3.5 times its bytes in the answer, so this is about
 30 MB of agents fetched ahead. With 1,000 testers an agent (about 0.2 MB) the
-window of ``2 x max_concurrent_agents`` agents binds first, as before; with
-50,000 (about 10 MB) the agent being sent and the next one are all that is held.
+window of ``2 x max_concurrent_agents`` agents binds first, as before; an agent
+of 50,000 (about 10 MB) is read once the one before it has been sent, so such
+agents are held one at a time.
 """
 
 FAST_PATH_CHECKED_AGAINST = (
