@@ -1,7 +1,8 @@
 """Benchmark tap-kaleyra-rcs against the sandbox and write docs/performance.md.
 
-    python3 benchmarks/run.py            # everything (about 10 minutes)
-    python3 benchmarks/run.py --quick    # fewer repeats and smaller sweeps
+    .venv/bin/python benchmarks/run.py            # everything (about 15 minutes)
+    .venv/bin/python benchmarks/run.py --quick    # fewer repeats and smaller sweeps
+    .venv/bin/python benchmarks/run.py --only throughput --only memory  # print, no page
 
 Every number comes from this one run on this one machine: medians over several
 runs, ratios taken between medians of the same run. Each tap run is a separate
@@ -99,51 +100,130 @@ def measure(command: list[str], repeats: int) -> Timing:
     return Timing(statistics.median(runs), max(rss for _, rss in results), runs)
 
 
-def tap(config: Path) -> list[str]:
-    return [str(BIN / "tap-kaleyra-rcs"), "--config", str(config)]
+def interleaved(commands: dict[str, list[str]], rounds: int) -> dict[str, Timing]:
+    """Each command once per round, in turn: every ratio is taken under the same load.
+
+    On a shared machine the load changes from minute to minute; N runs of one
+    command followed by N of the next would compare different minutes.
+    """
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            results[name].append(run_once(command))
+    return {
+        name: Timing(
+            statistics.median(s for s, _ in found), max(r for _, r in found), [s for s, _ in found]
+        )
+        for name, found in results.items()
+    }
 
 
-def throughput(workdir: Path, repeats: int, agents: int, testers: int) -> list[list[str]]:
+def tap(config: Path, catalog: Path | None = None) -> list[str]:
+    command = [str(BIN / "tap-kaleyra-rcs"), "--config", str(config)]
+    return [*command, "--catalog", str(catalog)] if catalog else command
+
+
+def loop(config: Path) -> list[str]:
+    return [str(BIN / "python"), str(ROOT / "benchmarks" / "handwritten_loop.py"), str(config)]
+
+
+RUN_RECORDS = ("testers_sync_runs", "testers_sync_run_agents")
+
+
+def catalog_without(config: Path, workdir: Path, *streams: str) -> Path:
+    """The tap's own catalog with ``streams`` deselected."""
+    found = subprocess.run(
+        [*tap(config), "--discover"], capture_output=True, text=True, check=True
+    ).stdout
+    catalog = json.loads(found)
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == [] and stream["tap_stream_id"] in streams:
+                entry["metadata"]["selected"] = False
+    path = workdir / f"catalog-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(catalog))
+    return path
+
+
+PHONE_MAP = {"testers": {"phoneno": "md5(phoneno)"}}
+"""A stream map on ``phoneno``: records take the SDK's per-record path."""
+HASHED_PHONES = {
+    "phoneno_hash_key": "benchmark-key-0123456789",
+    "require_phoneno_hash_key": True,
+    "schema_changes": "drop",
+}
+"""The ``tap-kaleyra-rcs--hashed-phones`` variant's settings (meltano.yml)."""
+
+
+def ratio_row(name: str, timing: Timing, floor: Timing, records: int) -> list[str]:
+    return [
+        name,
+        f"{timing.seconds:.2f}",
+        f"{records / timing.seconds:,.0f}",
+        f"{timing.seconds / floor.seconds:.2f}",
+        f"{timing.max_rss_mb:.0f}",
+    ]
+
+
+def throughput(
+    workdir: Path, repeats: int, runs: int, agents: int, testers: int
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The tap with its default streams against the loop, ``runs`` times; then each variant.
+
+    Returns the runs' rows (loop, tap, ratio per run) and one table of every
+    variant, all interleaved with the loop in the same rounds.
+    """
     say(f"throughput: {agents} agents x {testers} testers, no latency")
     sandbox = Sandbox({"agents": agents, "testers_per_agent": testers}, workdir)
     try:
         default = config_file(sandbox, workdir)
-        sequential = config_file(sandbox, workdir, max_concurrent_agents=1)
         run_once(tap(default))  # warm the sandbox's body cache and the OS caches
-        loop = measure(
-            [str(BIN / "python"), str(ROOT / "benchmarks" / "handwritten_loop.py"), str(default)],
-            repeats,
-        )
-        ours = measure(tap(default), repeats)
-        ours_sequential = measure(tap(sequential), repeats)
-        sdk = measure(
-            [
+        pairs = []
+        for number in range(1, runs + 1):
+            say(f"throughput run {number} of {runs}: {repeats} interleaved pairs")
+            found = interleaved({"loop": loop(default), "tap": tap(default)}, repeats)
+            pairs.append(
+                [
+                    str(number),
+                    f"{found['loop'].seconds:.2f}",
+                    f"{found['tap'].seconds:.2f}",
+                    f"{found['tap'].seconds / found['loop'].seconds:.2f}",
+                ]
+            )
+        say("throughput: each stream and path, interleaved with the loop")
+        sequential = config_file(sandbox, workdir, max_concurrent_agents=1)
+        variants = {
+            "hand-written loop (requests + json)": loop(default),
+            "tap-kaleyra-rcs, default streams": tap(default),
+            "  without testers_observations": tap(
+                default, catalog_without(default, workdir, "testers_observations")
+            ),
+            "  without the run records": tap(
+                default, catalog_without(default, workdir, *RUN_RECORDS)
+            ),
+            "  testers only": tap(
+                default, catalog_without(default, workdir, "testers_observations", *RUN_RECORDS)
+            ),
+            "  max_concurrent_agents=1": tap(sequential),
+            "  phoneno_hash_key (the --hashed-phones variant)": tap(
+                config_file(sandbox, workdir, **HASHED_PHONES)
+            ),
+            "  a stream map on phoneno (the SDK's per-record path)": tap(
+                config_file(sandbox, workdir, stream_maps=PHONE_MAP)
+            ),
+            "same tap, SDK defaults, testers only, concurrency 1": [
                 str(BIN / "python"),
                 str(ROOT / "benchmarks" / "sdk_baseline.py"),
                 "--config",
                 str(sequential),
             ],
-            repeats,
-        )
+        }
+        found = interleaved(variants, repeats)
     finally:
         sandbox.stop()
+    floor = found["hand-written loop (requests + json)"]
     records = agents * testers
-    rows = [
-        ["hand-written loop (requests + json)", loop],
-        ["tap-kaleyra-rcs (default)", ours],
-        ["tap-kaleyra-rcs, max_concurrent_agents=1", ours_sequential],
-        ["same tap, SDK defaults, concurrency 1", sdk],
-    ]
-    return [
-        [
-            name,
-            f"{t.seconds:.2f}",
-            f"{records / t.seconds:,.0f}",
-            f"{t.seconds / loop.seconds:.2f}",
-            f"{t.max_rss_mb:.0f}",
-        ]
-        for name, t in rows
-    ]
+    return pairs, [ratio_row(name, timing, floor, records) for name, timing in found.items()]
 
 
 def latency_sweep(
@@ -203,9 +283,13 @@ def harness_check(workdir: Path, repeats: int) -> list[str]:
     return [str(agents), f"{many.seconds:.2f}", f"{per_request_ms:.2f}"]
 
 
-def memory(workdir: Path, sizes: list[int], testers: int) -> list[list[str]]:
+MEMORY_SHAPES = [(100, 1000), (1000, 1000), (2000, 1000), (20, 50_000)]
+"""(agents, testers per agent): the account grows, then the agents grow."""
+
+
+def memory(workdir: Path, shapes: list[tuple[int, int]]) -> list[list[str]]:
     rows = []
-    for agents in sizes:
+    for agents, testers in shapes:
         say(f"memory: {agents} agents x {testers} testers")
         sandbox = Sandbox(
             {"agents": agents, "testers_per_agent": testers, "cache_megabytes": 64}, workdir
@@ -217,12 +301,57 @@ def memory(workdir: Path, sizes: list[int], testers: int) -> list[list[str]]:
         rows.append(
             [
                 str(agents),
+                f"{testers:,}",
                 f"{agents * testers:,}",
                 f"{timing.seconds:.1f}",
                 f"{timing.max_rss_mb:.0f}",
             ]
         )
     return rows
+
+
+def startup() -> str:
+    """``benchmarks/startup.py``'s report, as it prints it."""
+    say("start-up: new interpreters, interleaved")
+    return subprocess.run(
+        [str(BIN / "python"), str(ROOT / "benchmarks" / "startup.py"), "--runs", "15"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.rstrip()
+
+
+def stages() -> str:
+    """``benchmarks/stages.py``'s table: the tap's per-record stages and the loop's."""
+    say("stages: in process, 100 x 1,000 bodies")
+    found = subprocess.run(
+        [str(BIN / "python"), str(ROOT / "benchmarks" / "stages.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.rstrip()
+    return "| stage, for 100 agents x 1,000 testers | time |\n|---|---|\n" + found
+
+
+def commit() -> str:
+    """The commit measured, marked ``+changes`` when the tree differs from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout.strip()
+    return f"{head or 'unknown'}{' +changes' if changed else ''}"
 
 
 def rate_limit(workdir: Path, agents: int, rate: float) -> list[str]:
@@ -281,7 +410,11 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def draw(chart: dict, path: Path) -> None:
-    import matplotlib as mpl
+    try:
+        import matplotlib as mpl
+    except ImportError:  # requirements/ has no bench lock: the chart is left as it was
+        say(f"matplotlib is not installed: {path.name} is not redrawn")
+        return
 
     mpl.use("Agg")
     import matplotlib.pyplot as plt
@@ -299,36 +432,93 @@ def draw(chart: dict, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+SECTIONS = ("harness", "throughput", "latency", "memory", "rate", "startup")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller sweeps")
+    parser.add_argument(
+        "--only",
+        choices=SECTIONS,
+        action="append",
+        help="measure only this section (repeatable); prints it and leaves the page alone",
+    )
     args = parser.parse_args()
     continue_in_environment("bench")
+    only = set(args.only or SECTIONS)
     repeats = 3 if args.quick else 5
+    runs = 1 if args.quick else 3
     sweep = (
         [(200, 50), (500, 50)]
         if args.quick
         else [(200, 50), (500, 50), (1000, 50), (200, 100), (500, 100)]
     )
     concurrencies = [1, 8, 32]
-    DOCS.mkdir(exist_ok=True)
+    command = f".venv/bin/python benchmarks/run.py{' --quick' if args.quick else ''}"
+    measured = commit()
+    sections: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as temporary:
         workdir = Path(temporary)
-        harness = harness_check(workdir, repeats)
-        speed = throughput(workdir, repeats, 100, 1000)
-        latency, chart = latency_sweep(workdir, max(3, repeats - 2), sweep, concurrencies)
-        peak = memory(workdir, [100, 1000], 1000)
-        limited = rate_limit(workdir, 100 if args.quick else 200, 20)
-    draw(chart, DOCS / "performance.png")
+        if "harness" in only:
+            sections["harness"] = table(
+                ["agents", "wall (s)", "per request (ms)"], [harness_check(workdir, repeats)]
+            )
+        if "throughput" in only:
+            pairs, variants = throughput(workdir, repeats, runs, 100, 1000)
+            sections["pairs"] = table(["run", "loop (s)", "tap (s)", "x loop"], pairs)
+            sections["variants"] = table(
+                ["extractor", "wall (s)", "records/s", "x hand-written loop", "max RSS (MB)"],
+                variants,
+            )
+        if "latency" in only:
+            latency, chart = latency_sweep(workdir, max(3, repeats - 2), sweep, concurrencies)
+            draw(chart, DOCS / "performance.png")
+            sections["latency"] = table(
+                [
+                    "agents",
+                    "latency (ms)",
+                    "concurrency",
+                    "wall (s)",
+                    "ideal (s)",
+                    "x ideal",
+                    "speed-up vs 1",
+                ],
+                latency,
+            )
+        if "memory" in only:
+            sections["memory"] = table(
+                ["agents", "testers per agent", "testers", "wall (s)", "max RSS (MB)"],
+                memory(workdir, MEMORY_SHAPES[:2] if args.quick else MEMORY_SHAPES),
+            )
+        if "rate" in only:
+            sections["rate"] = table(
+                [
+                    "agents",
+                    "limit (req/s)",
+                    "most requests in any 1 s",
+                    "429s",
+                    "records",
+                    "wall (s)",
+                    "ideal (s)",
+                ],
+                [rate_limit(workdir, 100 if args.quick else 200, 20)],
+            )
+        if "startup" in only:
+            sections["stages"] = stages()
+            sections["startup"] = startup()
+    if only != set(SECTIONS):
+        for text in sections.values():
+            print(text, end="\n\n")
+        return 0
+    source = f"`{command}` at commit {measured}, {time.strftime('%Y-%m-%d')}"
     report = f"""# Performance
 
-Measured by `python3 benchmarks/run.py{" --quick" if args.quick else ""}` on {
-        time.strftime("%Y-%m-%d")
-    }.
+Every table below: measured by {source}.
 Machine: {machine()}. The sandbox runs as a separate process on the same
 machine; each tap run is a fresh process with its output sent to /dev/null.
 Times are medians of {repeats} runs unless noted; ratios are between medians of
-this one run.
+the same interleaved runs.
 
 ## Harness check
 
@@ -337,17 +527,27 @@ With zero latency and concurrency 1, the sandbox adds no delay of its own
 keep-alive server meets Nagle's algorithm and delayed ACKs, about 40 ms a
 request on loopback).
 
-{table(["agents", "wall (s)", "per request (ms)"], [harness])}
+{sections["harness"]}
 
 ## 1. Throughput: 100 agents x 1,000 testers, no latency
 
-{table(["extractor", "wall (s)", "records/s", "x hand-written loop", "max RSS (MB)"], speed)}
+The tap with the streams it selects by default (`testers`,
+`testers_observations` and the two run-record streams) against the hand-written
+loop: {runs} runs, each of {repeats} interleaved pairs (loop, tap, loop, tap...),
+so both sides of a ratio meet the same machine load.
+
+{sections["pairs"]}
+
+Then each stream's share and each path, every row interleaved with the loop in
+the same {repeats} rounds:
+
+{sections["variants"]}
 
 The hand-written loop is the practical floor: `requests` plus the standard
-library's `json`, one RECORD line per tester, nothing else. The tap spends less
-per record than the loop but about 0.27 s more on start-up (importing the Singer
-SDK), so on this size the two are close and the ratio moves with the machine's
-noise from run to run; see "Where the time goes" below.
+library's `json`, one RECORD line per tester, nothing else (it sends no
+observations). `phoneno_hash_key` hashes inside the tap and keeps the direct
+path; a stream map sends every record through the SDK's own per-record path.
+See "Where the time goes" below.
 
 ## 2. Latency-bound: agents x sandbox latency
 
@@ -355,49 +555,46 @@ Ideal = agents x latency / concurrency. Concurrency 1 ran {
         max(1, (max(3, repeats - 2)) // 2)
     } time(s).
 
-{
-        table(
-            [
-                "agents",
-                "latency (ms)",
-                "concurrency",
-                "wall (s)",
-                "ideal (s)",
-                "x ideal",
-                "speed-up vs 1",
-            ],
-            latency,
-        )
-    }
+{sections["latency"]}
 
 ![wall time against agent count](performance.png)
 
 ## 3. Peak memory
 
-{table(["agents", "testers", "wall (s)", "max RSS (MB)"], peak)}
+Default settings, all default streams.
 
-At most 2 x max_concurrent_agents fetched agents wait in memory at once, so peak
-memory follows the largest agents' size, not the number of agents.
+{sections["memory"]}
+
+Two budgets keep it flat. The agents fetched ahead hold at most
+`2 x max_concurrent_agents` answers and 8 MiB of them: a worker reads an
+answer's headers, then waits for room before it reads and decodes the body, so
+big agents are fetched about one at a time (`tap_kaleyra_rcs/prefetch.py`).
+Duplicate naming keeps a 64-bit fingerprint of each id, about 13 bytes a
+tester, instead of every id (docs/streams.md). The C allocator maps blocks of
+1 MiB or more on their own, so a freed answer goes back to the system
+(`tap_kaleyra_rcs/startup.py`).
 
 ## 4. Under a sandbox rate limit
 
 The sandbox answers 429 (without Retry-After) above its limit; the tap is set to the
 same rate with 16 concurrent agents.
 
-{
-        table(
-            [
-                "agents",
-                "limit (req/s)",
-                "most requests in any 1 s",
-                "429s",
-                "records",
-                "wall (s)",
-                "ideal (s)",
-            ],
-            [limited],
-        )
-    }
+{sections["rate"]}
+
+## 5. Per-record stages
+
+`.venv/bin/python benchmarks/stages.py`, in process and without HTTP, as part of
+the same run (medians of five):
+
+{sections["stages"]}
+
+## 6. Start-up
+
+`.venv/bin/python benchmarks/startup.py --runs 15`, as part of the same run:
+
+```
+{sections["startup"]}
+```
 """
     target = DOCS / "performance.md"
     existing = target.read_text() if target.exists() else ""

@@ -16,7 +16,7 @@ import signal
 import sys
 import traceback
 
-from tap_kaleyra_rcs.startup import CollectorPaused
+from tap_kaleyra_rcs.startup import CollectorPaused, large_blocks_from_the_system
 
 with CollectorPaused():  # the SDK's import, without the collector's passes
     from tap_kaleyra_rcs.arguments import first_problem
@@ -40,6 +40,7 @@ def main() -> int:
     if problem:
         sys.stderr.write(f"{TapKaleyraRcs.name}: error: {problem}\n")
         return EXIT_FAILED
+    large_blocks_from_the_system()
     try:
         TapKaleyraRcs.cli()  # exits via SystemExit on success
     except OutputClosed as exc:

@@ -19,6 +19,7 @@ import typing as t
 
 from singer_sdk import Stream
 
+from tap_kaleyra_rcs.output import lines_of
 from tap_kaleyra_rcs.records import load_schema
 from tap_kaleyra_rcs.streams import TestersStream, writes_directly
 
@@ -109,11 +110,17 @@ class TestersObservationsStream(Stream):
         if not self._schema_sent:
             self._write_schema_message()
             self._schema_sent = True
-        records = observations(batch, run)
         output = self._tap.message_writer
         if writes_directly(output, self):
-            output.write_records(self.name, records, batch.extracted_at)
+            # The same messages as observations(batch, run) would give, spliced
+            # from the testers' encoded lines instead of built and encoded anew.
+            fields = {
+                "run_id": run.run_id,
+                "run_started_at": run.started_at,
+                "synced_agent_no": batch.agent,
+            }
+            output.write_observations(self.name, lines_of(batch), fields, batch.extracted_at)
             output.flush()
         else:
-            for record in records:
+            for record in observations(batch, run):
                 self._write_record_message(record)

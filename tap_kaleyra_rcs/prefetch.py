@@ -3,8 +3,12 @@
 The SDK writes messages, state and metrics from one thread and syncs partitions
 one after another. Worker threads here only do HTTP and parsing; the main
 thread takes the results strictly in the order of ``agent_numbers``, so the
-output is the same whatever order responses arrive in. At most ``window``
-results wait in memory at a time, which bounds memory whatever the account size.
+output is the same whatever order responses arrive in.
+
+Two bounds keep memory flat whatever the account's size: at most ``window``
+results wait at a time, and their answers together hold at most ``budget``
+bytes (:func:`hold`), so a few very large agents cannot fill the window with
+hundreds of megabytes.
 """
 
 from __future__ import annotations
@@ -14,12 +18,33 @@ import typing as t
 
 T = t.TypeVar("T")
 
+_worker = threading.local()
+"""The prefetcher and item a worker thread is working on, for :func:`hold`."""
+
+
+def hold(size: int) -> None:
+    """Wait until the item this worker thread fetches may hold ``size`` bytes of answer.
+
+    Called before an answer's body is read (with its announced length) and
+    again once its real size is known. A no-op outside a prefetcher's worker.
+    """
+    prefetcher: OrderedPrefetcher[t.Any] | None = getattr(_worker, "prefetcher", None)
+    if prefetcher is not None:
+        prefetcher.hold(_worker.index, size)
+
 
 class OrderedPrefetcher(t.Generic[T]):
     """Runs ``work(item)`` on worker threads; :meth:`take` returns results in order.
 
     The first failure, in any worker, is raised by the next :meth:`take` (the
-    earliest failed item first), and no new work starts after it. Workers are
+    earliest failed item first), and no new work starts after it.
+
+    An item's bytes count against ``budget`` from :meth:`hold` until the
+    consumer takes the next item (it is then done with this one). The item the
+    consumer takes next may go over the budget once the consumer is done with
+    the one before: otherwise items further ahead could hold all of it while
+    the consumer waits for that one. So at most the budget and that one item
+    are held at once, and with items larger than the budget, one at a time. Workers are
     daemon threads so that a failing run can exit without waiting for requests
     still in flight.
     """
@@ -31,9 +56,13 @@ class OrderedPrefetcher(t.Generic[T]):
         *,
         workers: int,
         window: int,
+        budget: int | None = None,
     ) -> None:
-        """Start ``workers`` threads; at most ``window`` results are held at once."""
+        """Start ``workers`` threads; at most ``window`` results, ``budget`` bytes, at once."""
         self._items = items
+        self._budget = budget
+        self._held = 0
+        self._held_by: dict[int, int] = {}
         self._work = work
         self._window = max(window, workers)
         self._cond = threading.Condition()
@@ -62,8 +91,32 @@ class OrderedPrefetcher(t.Generic[T]):
             self._next_job += 1
             return index
 
+    def hold(self, index: int, size: int) -> None:
+        """Wait until item ``index`` may hold ``size`` bytes in all (see :func:`hold`)."""
+        with self._cond:
+            more = size - self._held_by.get(index, 0)
+            while (
+                more > 0
+                and self._budget is not None
+                and self._held + more > self._budget
+                and (index != self._taken or self._taken - 1 in self._held_by)
+                and not self._closed
+                and self._failed is None
+            ):
+                self._cond.wait()
+            if more > 0:
+                self._held += more
+                self._held_by[index] = size
+
+    def _release(self, index: int) -> None:
+        """Item ``index`` holds nothing any more; call with the lock held."""
+        self._held -= self._held_by.pop(index, 0)
+        self._cond.notify_all()
+
     def _run(self) -> None:
+        _worker.prefetcher = self
         while (index := self._claim()) is not None:
+            _worker.index = index
             try:
                 outcome: tuple[bool, T | BaseException] = (
                     True,
@@ -73,9 +126,13 @@ class OrderedPrefetcher(t.Generic[T]):
                 outcome = (False, exc)
             with self._cond:
                 self._outcomes[index] = outcome
-                if not outcome[0] and (self._failed is None or index < self._failed):
-                    self._failed = index
+                if not outcome[0]:
+                    self._release(index)
+                    if self._failed is None or index < self._failed:
+                        self._failed = index
                 self._cond.notify_all()
+            # Not kept while waiting for the next item: once taken, it is the consumer's.
+            del outcome
 
     def take(self, item: str) -> T:
         """The result for the next item in order, which must be ``item``."""
@@ -84,6 +141,7 @@ class OrderedPrefetcher(t.Generic[T]):
             if item != expected:
                 msg = f"results are taken in order: expected {expected!r}, got {item!r}"
                 raise RuntimeError(msg)
+            self._release(self._taken - 1)  # the consumer is done with the one before
             while self._taken not in self._outcomes and self._failed is None:
                 self._cond.wait()
             if self._taken in self._outcomes:

@@ -12,9 +12,10 @@ import json
 
 import pytest
 
+from tap_kaleyra_rcs.client import decode_testers
 from tap_kaleyra_rcs.drift import FAIL_ADVICE, DriftPolicy
 from tap_kaleyra_rcs.errors import MalformedResponse
-from tap_kaleyra_rcs.records import build_records
+from tap_kaleyra_rcs.records import COERCERS, FittingTester, FittingTesters, build_records
 from tests.support import run_tap
 
 AGENT = "48901"
@@ -119,3 +120,61 @@ def test_a_tester_of_a_known_shape_with_an_empty_id_still_stops_the_run():
 def test_a_tester_of_a_known_shape_with_an_empty_agent_no_gets_the_synced_agent():
     built = build_records(AGENT, [_well_formed("t-1"), _well_formed("t-2", agent_no="")])
     assert [record["agent_no"] for record in built.records] == [AGENT, AGENT]
+
+
+def test_the_fitting_shape_has_every_documented_field():
+    assert set(FittingTester.__struct_fields__) == set(COERCERS)
+
+
+_FULL = {
+    "phoneno": "919900000001",
+    "test_status": "ACCEPTED",
+    "status": "ACTIVE",
+    "agent_no": "48900",
+    "id": "a",
+    "override_dcs_check": False,
+    "created_date": 1769708507204,
+    "carrierid": 310,
+}
+
+
+@pytest.mark.parametrize(
+    "testers",
+    [
+        [_FULL, {**_FULL, "id": "b", "phoneno": None, "carrierid": None, "status": "ÄCTIVE ☃"}],
+        [{k: v for k, v in _FULL.items() if k != "carrierid"}] * 2,
+        [_FULL, {k: v for k, v in _FULL.items() if k not in {"created_date", "phoneno"}}],
+        [_FULL, {**_FULL, "agent_no": ""}, {**_FULL, "agent_no": None}],
+        [{**_FULL, "id": ""}],
+        [{**_FULL, "created_date": 10**18}],
+        [],
+    ],
+    ids=[
+        "full",
+        "a-field-never-sent",
+        "fields-missing",
+        "no-agent",
+        "empty-id",
+        "not-millis",
+        "none",
+    ],
+)
+def test_an_answer_decoded_as_fitting_builds_what_the_field_by_field_path_builds(testers):
+    body = json.dumps({"code": "RCS902", "message": "found", "data": testers}).encode()
+
+    def built(raw: list) -> tuple[list, dict] | str:
+        try:
+            batch = build_records("48900", raw)
+        except MalformedResponse as failure:
+            return str(failure)
+        return batch.records, batch.changes
+
+    fitting = decode_testers(body, "48900")
+    assert type(fitting) is FittingTesters
+    assert built(fitting) == built(json.loads(body)["data"])
+
+
+def test_an_answer_with_a_value_to_coerce_is_checked_field_by_field():
+    body = json.dumps({"code": "RCS902", "data": [{**_FULL, "carrierid": "310"}]}).encode()
+
+    assert type(decode_testers(body, "48900")) is list

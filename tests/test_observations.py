@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
+import sys
 
 import jsonschema
+import msgspec
+import pytest
 
+from tap_kaleyra_rcs import output
+from tap_kaleyra_rcs.drift import KEEP
 from tap_kaleyra_rcs.observations import RUN_FIELDS, observations, with_inherited_stream_map
-from tap_kaleyra_rcs.output import SingerOutput
-from tap_kaleyra_rcs.records import AgentTesters, load_schema
+from tap_kaleyra_rcs.output import SingerOutput, lines_of
+from tap_kaleyra_rcs.phones import PhoneHasher
+from tap_kaleyra_rcs.records import AgentTesters, build_records, load_schema
 from tap_kaleyra_rcs.runs import RunSummary
 from tap_kaleyra_rcs.tap import TapKaleyraRcs
 from tests.support import run_tap
@@ -222,9 +229,80 @@ def test_an_observation_is_the_tester_with_its_run_agent_place_and_arrival():
     assert [list(o)[:5] for o in observed] == [list(RUN_FIELDS)] * 2
 
 
+VARIED_TESTERS = [
+    {"id": "a", "agent_no": "48901", "phoneno": "919900000001", "created_date": 1769708507204},
+    {"id": 17, "agent_no": "48901", "phoneno": None, "status": None, "carrierid": "404"},
+    {"id": "ünï-☃", "agent_no": "48901", "status": 'say "hi"\\ \n\u2028 \U0001f600'},
+    {"id": "d", "agent_no": "48901", "tags": ["new", {"nested": None}], "carrierid": "x"},
+    {"id": "e", "agent_no": "", "override_dcs_check": "TRUE", "created_date": None},
+    {"id": "f", "agent_no": "48901", "created_date": 10**18, "test_status": "ACCEPTED"},
+    {"id": "g", "agent_no": "48901", "phoneno": "+44 7700 900123"},
+]
+"""Testers the API might send: unicode, escapes, nulls, coerced values and drift."""
+
+
+class _Stdout:
+    """A stand-in for ``sys.stdout`` that keeps what is written to its buffer."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+
+    def flush(self) -> None:
+        """Nothing to flush: the bytes stay in ``buffer``."""
+
+
+@pytest.mark.parametrize("phones", [None, PhoneHasher("Splice-KEY-0123456789")])
+@pytest.mark.parametrize("kept", [True, False], ids=["lines-kept", "encoded-again"])
+def test_observations_spliced_from_the_tester_lines_equal_those_encoded_anew(
+    phones, kept, monkeypatch
+):
+    # Chunks of 3 lines: positions must carry on from one chunk to the next.
+    monkeypatch.setattr(output, "LINES_PER_WRITE", 3)
+    # A very large agent's lines are encoded again for its observations.
+    monkeypatch.setattr(output, "LINES_KEPT", len(VARIED_TESTERS) if kept else 2)
+    batch = build_records("48901", [dict(tester) for tester in VARIED_TESTERS], phones, KEEP)
+    run = RunSummary()
+    stdout = _Stdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    writer = SingerOutput()
+
+    writer.write_records("testers", lines_of(batch), batch.extracted_at)
+    fields = {"run_id": run.run_id, "run_started_at": run.started_at, "synced_agent_no": "48901"}
+    writer.write_observations("testers_observations", lines_of(batch), fields, batch.extracted_at)
+    writer.flush()
+
+    encoded_anew = [
+        {
+            "type": "RECORD",
+            "stream": stream,
+            "record": record,
+            "time_extracted": batch.extracted_at,
+        }
+        for stream, records in (
+            ("testers", batch.records),
+            ("testers_observations", observations(batch, run)),
+        )
+        for record in records
+    ]
+    sent = stdout.buffer.getvalue()
+    assert [json.loads(line) for line in sent.splitlines()] == encoded_anew
+    assert sent == b"".join(msgspec.json.encode(m) + b"\n" for m in encoded_anew)
+    assert "drifted_fields" in batch.records[3]
+    assert batch.records[1]["phoneno"] is None
+    assert (batch.lines is not None) is kept
+
+
 def _sync_in_process(config: dict, capfd) -> list[dict]:
     TapKaleyraRcs(config=config).sync_all()
     return [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.strip()]
+
+
+def _spy(method, calls: list[str]):
+    def spy(self, stream, *args):
+        calls.append(stream)
+        method(self, stream, *args)
+
+    return spy
 
 
 def test_in_process_each_agent_is_observed_once_right_after_its_testers(
@@ -232,13 +310,8 @@ def test_in_process_each_agent_is_observed_once_right_after_its_testers(
 ):
     api = sandbox({"agents": 2, "testers_per_agent": 3})
     direct = []
-    write_records = SingerOutput.write_records
-
-    def spy(self, stream, *args):
-        direct.append(stream)
-        write_records(self, stream, *args)
-
-    monkeypatch.setattr(SingerOutput, "write_records", spy)
+    for method in ("write_records", "write_observations"):
+        monkeypatch.setattr(SingerOutput, method, _spy(getattr(SingerOutput, method), direct))
 
     messages = _sync_in_process(api.config(emit_activate_version_messages=True), capfd)
 
@@ -275,3 +348,42 @@ def test_in_process_a_map_on_testers_sends_observations_through_the_sdk(sandbox,
     assert len(observed) == 2
     assert all("phoneno" not in record for record in observed)
     assert all(set(RUN_FIELDS) <= set(record) for record in observed)
+
+
+def test_on_the_sdks_path_an_agents_records_go_out_together_not_one_write_each(
+    sandbox, capfd, monkeypatch
+):
+    api = sandbox({"agents": 2, "testers_per_agent": 5})
+    config = api.config(stream_maps={"testers": {"phoneno": "__NULL__"}})
+    writes: list[bytes] = []
+    write_all = output._write_all
+
+    def counted(out, data: bytes) -> None:
+        writes.append(bytes(data))
+        write_all(out, data)
+
+    monkeypatch.setattr(output, "_write_all", counted)
+
+    messages = _sync_in_process(config, capfd)
+
+    records = [m for m in messages if m["type"] == "RECORD"]
+    assert len(records) == 2 * 5 * 2 + 3, "testers, observations, run records"
+    streams = (b'"stream":"testers",', b'"stream":"testers_observations",')
+    with_records = [w for w in writes if any(b'"type":"RECORD",' + s in w for s in streams)]
+    assert len(with_records) <= 2 * 2, "at most one write an agent for each stream"
+
+
+def test_what_was_written_before_a_failure_inside_an_agent_still_goes_out(monkeypatch):
+    stdout = _Stdout()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    writer = SingerOutput()
+
+    def fail_inside_an_agent() -> None:
+        with writer.whole():
+            writer.write_lines(b'{"type":"RECORD"}\n')
+            raise ValueError("map failed")
+
+    with pytest.raises(ValueError, match="map failed"):
+        fail_inside_an_agent()
+
+    assert stdout.buffer.getvalue() == b'{"type":"RECORD"}\n'

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import tracemalloc
 import uuid
 
 import pytest
@@ -16,6 +18,7 @@ from tap_kaleyra_rcs.runs import (
     Duplicate,
     FinishedRun,
     RunSummary,
+    SeenIds,
     duplicates_warning,
 )
 
@@ -177,3 +180,54 @@ def test_settings_problems_end_in_one_line_naming_the_first(problems, line):
 
     assert str(error) == line
     assert error.problems == problems
+
+
+def test_seen_ids_name_each_repeat_and_its_first_agent_as_a_dict_of_every_id_would():
+    # Enough ids that every part of the table doubles several times.
+    rng = random.Random(26)  # noqa: S311 - test data, not secrets
+    agents = [str(48900 + index) for index in range(60)]
+    listed = [[f"{agent}-{rng.randrange(40_000)}" for _ in range(1_000)] for agent in agents]
+    for later in listed[1:]:
+        later[::97] = rng.sample([tester for earlier in listed[:3] for tester in earlier], 11)
+    seen = SeenIds()
+    first_agent: dict[str, str] = {}
+
+    for agent, tester_ids in zip(agents, listed, strict=True):
+        expected = []
+        for tester_id in tester_ids:
+            if tester_id in first_agent:
+                expected.append((tester_id, first_agent[tester_id]))
+            else:
+                first_agent[tester_id] = agent
+        assert seen.add(agent, tester_ids) == expected
+
+
+def test_seen_ids_keep_about_13_bytes_a_tester_and_4_mb_of_buckets():
+    tester_ids = [str(uuid.UUID(int=number)) for number in range(200_000)]
+    tracemalloc.start()
+    try:
+        seen = SeenIds()
+        for start in range(0, len(tester_ids), 1_000):
+            seen.add(str(start), tester_ids[start : start + 1_000])
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+
+    assert kept < 4.5e6 + 14 * len(tester_ids)
+
+
+def test_two_ids_with_one_fingerprint_are_named_as_a_duplicate_by_the_later_id(monkeypatch):
+    # The documented bound: about n^2 / 2^65 for n ids. Here forced.
+    monkeypatch.setattr(runs_module, "hash", len, raising=False)
+    seen = SeenIds()
+
+    assert seen.add("48900", ["ab"]) == []
+    assert seen.add("48901", ["cd"]) == [("cd", "48900")]
+
+
+def test_past_65535_agents_the_first_agent_is_still_named():
+    seen = SeenIds()
+    for number in range(70_000):
+        seen.add(str(number), [f"id-{number}"])
+
+    assert seen.add("last", ["id-69999", "id-3"]) == [("id-69999", "69999"), ("id-3", "3")]

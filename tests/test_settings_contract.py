@@ -121,6 +121,7 @@ def test_another_sdk_sends_every_record_through_the_sdks_own_path(sandbox, monke
 
     monkeypatch.setattr(streams, "FAST_PATH_SAFE", False)
     monkeypatch.setattr(output.SingerOutput, "write_records", refuse)
+    monkeypatch.setattr(output.SingerOutput, "write_observations", refuse)
     TapKaleyraRcs(config=api.config()).sync_all()
 
     lines = capfd.readouterr().out.splitlines()

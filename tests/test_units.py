@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import platform
 import queue
 import subprocess
 import sys
@@ -25,9 +26,9 @@ from tap_kaleyra_rcs.client import (
 from tap_kaleyra_rcs.drift import NOT_EPOCH_MILLISECONDS, DriftPolicy, SchemaChange
 from tap_kaleyra_rcs.errors import AgentRequestFailed, MalformedResponse
 from tap_kaleyra_rcs.output import _write_all
-from tap_kaleyra_rcs.prefetch import OrderedPrefetcher
+from tap_kaleyra_rcs.prefetch import OrderedPrefetcher, hold
 from tap_kaleyra_rcs.records import build_records, epoch_millis_to_rfc3339
-from tap_kaleyra_rcs.startup import CollectorPaused
+from tap_kaleyra_rcs.startup import CollectorPaused, large_blocks_from_the_system
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
@@ -253,6 +254,44 @@ def test_prefetcher_raises_the_first_failure_and_starts_no_new_work():
     assert sorted(started) == ["0", "1", "2"]
 
 
+def _held_while_taking(sizes: list[int], budget: int) -> list[dict[str, int]]:
+    """What the items had held at each moment one was granted its bytes."""
+    items = [str(i) for i in range(len(sizes))]
+    in_memory: dict[str, int] = {}
+    moments: list[dict[str, int]] = []
+    lock = threading.Lock()
+
+    def work(item: str) -> str:
+        hold(sizes[int(item)])
+        with lock:
+            in_memory[item] = sizes[int(item)]
+            moments.append(dict(in_memory))
+        return item
+
+    fetcher = OrderedPrefetcher(items, work, workers=4, window=8, budget=budget)
+    for index, item in enumerate(items):
+        with lock:  # taking the next item is being done with the one before
+            in_memory.pop(str(index - 1), None)
+        assert fetcher.take(item) == item
+    return moments
+
+
+def test_prefetcher_holds_at_most_its_budget_and_the_next_item():
+    sizes = [3, 5, 2, 9, 1, 4, 12, 2, 2, 6, 7, 3, 1, 1, 8]
+
+    for held in _held_while_taking(sizes, budget=10):
+        assert sum(held.values()) - max(held.values()) <= 10
+
+
+def test_prefetcher_holds_one_item_at_a_time_when_each_is_larger_than_its_budget():
+    for held in _held_while_taking([5] * 12, budget=4):
+        assert len(held) == 1, held
+
+
+def test_outside_a_prefetcher_holding_bytes_waits_for_nothing():
+    hold(1 << 40)
+
+
 def _take_all(fetcher: OrderedPrefetcher[str], items: list[str]) -> list[str]:
     return [fetcher.take(item) for item in items]
 
@@ -371,3 +410,8 @@ def test_the_pause_ends_even_when_the_import_fails():
         assert gc.isenabled()
     finally:
         gc.enable() if was else gc.disable()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc parameter")
+def test_the_c_allocator_is_told_to_map_large_blocks_on_their_own():
+    assert large_blocks_from_the_system()
