@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from bootstrap import BIN, ROOT, continue_in_environment, say
+from bootstrap import BIN, ROOT, commit, continue_in_environment, say
 
 DOCS = ROOT / "docs"
 SID, API_KEY = "SANDBOX0000SID01", "sandbox-api-key-0000"
@@ -333,25 +333,6 @@ def stages() -> str:
         cwd=ROOT,
     ).stdout.rstrip()
     return "| stage, for 100 agents x 1,000 testers | time |\n|---|---|\n" + found
-
-
-def commit() -> str:
-    """The commit measured, marked ``+changes`` when the tree differs from it."""
-    head = subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    ).stdout.strip()
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    ).stdout.strip()
-    return f"{head or 'unknown'}{' +changes' if changed else ''}"
 
 
 def rate_limit(workdir: Path, agents: int, rate: float) -> list[str]:

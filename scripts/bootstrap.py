@@ -55,6 +55,27 @@ def run(*command: str | Path, quiet: bool = False, env: dict[str, str] | None = 
         raise SystemExit(done.returncode)
 
 
+def commit() -> str:
+    """The checkout's commit, as measured figures name it; ``+changes`` when the code differs.
+
+    Only ``docs/`` may differ unmarked: that is where the figures are written,
+    one soak or benchmark after another.
+    """
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args],  # noqa: S607 - git from PATH, as a user runs it
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+
+    head = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs")
+    return f"{head}{' +changes' if changed else ''}"
+
+
 def ensure_environment(extra: str) -> Path:
     """Make ``.venv`` (once), install the ``extra`` lock and this checkout; return its bin dir.
 

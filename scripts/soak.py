@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bootstrap import BIN, ROOT, continue_in_environment, meltano_install, say
+from bootstrap import BIN, ROOT, commit, continue_in_environment, meltano_install, say
 
 RECORD = ROOT / "docs" / "soak.json"
 PLUGIN_FOLDERS = ("extractors", "loaders", "utilities", "mappers", "transformers")
@@ -90,13 +90,17 @@ class Warehouse:
             found = db.sql(sql.format(schema=self.schema)).fetchall()
         return [tuple("" if v is None else str(v) for v in row) for row in found]
 
+    def has_table(self, name: str) -> bool:
+        """Whether the schema has table ``name`` yet (before the first load it has none)."""
+        found = self.rows(
+            "select count(*) from information_schema.tables where table_schema = '{schema}' "  # noqa: S608 - the soak's own table names
+            f"and table_name = '{name}'"
+        )
+        return bool(found) and found[0][0] != "0"
+
     def has_models(self) -> bool:
         """Whether dbt has built the models yet (before the first successful job it has not)."""
-        sql = (
-            "select count(*) from information_schema.tables where table_schema = '{schema}' "
-            "and table_name = 'kaleyra_rcs__testers'"
-        )
-        return bool(self.rows(sql)) and self.rows(sql)[0][0] != "0"
+        return self.has_table("kaleyra_rcs__testers")
 
     def rebuilt(self, job_env: dict[str, str]) -> tuple[Warehouse, subprocess.CompletedProcess]:
         """A copy of the raw tables in a fresh file, every model built there from scratch."""
@@ -472,7 +476,7 @@ class Soak:
             "from {schema}.testers_observations "
             "group by run_id union select run_id, cast(started_at as varchar) "
             "from {schema}.testers_sync_runs"
-        ) if self.warehouse.has_raw() else []  # fmt: skip
+        ) if self.warehouse.has_table("testers_observations") else []  # fmt: skip
         new = sorted({(when, run_id) for run_id, when in found if run_id not in self.known_runs})
         result = []
         for _, run_id in new:
@@ -794,18 +798,6 @@ class Soak:
         return len(self.violations)
 
 
-def _has_raw(self: Warehouse) -> bool:
-    sql = (
-        "select count(*) from information_schema.tables where table_schema = '{schema}' "
-        "and table_name = 'testers_observations'"
-    )
-    found = self.rows(sql)
-    return bool(found) and found[0][0] != "0"
-
-
-Warehouse.has_raw = _has_raw  # type: ignore[attr-defined]
-
-
 def record(args: argparse.Namespace, soak: Soak, seconds: float) -> None:
     """Add this soak's figures to docs/soak.json (shown in docs/reliability.md)."""
     entries = json.loads(RECORD.read_text()) if RECORD.exists() else []
@@ -820,13 +812,7 @@ def record(args: argparse.Namespace, soak: Soak, seconds: float) -> None:
             "violations": len(soak.violations),
             "meltano_7047": soak.upstream,
             "runs_per_minute": round(len(soak.plans) / (seconds / 60), 1),
-            "commit": subprocess.run(
-                ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, as a user runs it
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.strip(),
+            "commit": commit(),
             "command": f"python3 scripts/soak.py --seed {args.seed} --runs {args.runs}"
             + (f" --rebuild-every {args.rebuild_every}" if args.rebuild_every != 1 else "")
             + (" --postgres" if args.postgres else ""),

@@ -21,7 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bootstrap import ROOT, commit
+
 TAP_PLUGIN = Path(".meltano/extractors/tap-kaleyra-rcs")
 RECORD = ROOT / "docs" / "soak_mutants.json"
 """``--record``'s results, shown in docs/reliability.md."""
@@ -103,14 +106,6 @@ def soak(folder: Path, seed: int, runs: int) -> tuple[int | None, str]:
         failing = [line.strip() for line in detail.splitlines() if " FAIL " in line]
         return int(first.group(1)), "; ".join([first.group(2), *failing[:2]])[:400]
     return None, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-300:]
-
-
-def commit() -> str:
-    """The checkout's commit, as the figures name it."""
-    return subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, as a user runs it
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
 
 
 def fingerprints() -> dict[str, bytes]:
