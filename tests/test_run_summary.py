@@ -231,3 +231,21 @@ def test_past_65535_agents_the_first_agent_is_still_named():
         seen.add(str(number), [f"id-{number}"])
 
     assert seen.add("last", ["id-69999", "id-3"]) == [("id-69999", "69999"), ("id-3", "3")]
+
+
+def test_a_fingerprint_straddling_two_entries_of_a_bucket_is_not_a_match(monkeypatch):
+    # y's entry is its 8 bytes then agent 0's index (4 zero bytes); x's 8 bytes
+    # are the last 4 of y's fingerprint followed by those zeros, in the same bucket
+    # (the same low 16 bits): found at offset 4, inside y's entry, not at one.
+    x_key = b"\x05\x00\x07\x00" + b"\x00" * 4
+    y_key = b"\x05\x00\x01\x02" + x_key[:4]
+    fingerprints = {
+        "x": int.from_bytes(x_key, "little", signed=True),
+        "y": int.from_bytes(y_key, "little", signed=True),
+    }
+    monkeypatch.setattr(runs_module, "hash", fingerprints.__getitem__, raising=False)
+    seen = SeenIds()
+
+    assert seen.add("48900", ["y"]) == []
+    assert seen.add("48901", ["x"]) == []
+    assert seen.add("48902", ["x", "y"]) == [("x", "48901"), ("y", "48900")]

@@ -18,6 +18,7 @@ import pytest
 from tap_kaleyra_rcs import errors as errors_module
 from tap_kaleyra_rcs.client import (
     RequestPacer,
+    _announced_length,
     _host_of,
     decode_testers,
     retry_after_seconds,
@@ -415,3 +416,17 @@ def test_the_pause_ends_even_when_the_import_fails():
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc parameter")
 def test_the_c_allocator_is_told_to_map_large_blocks_on_their_own():
     assert large_blocks_from_the_system()
+
+
+@pytest.mark.parametrize(
+    ("headers", "length"),
+    [
+        ({"Content-Length": "2048"}, 2048),
+        ({}, 0),  # chunked, or a server that does not say: held once the body is read
+        ({"Content-Length": "-5"}, 0),
+        ({"Content-Length": "12 34"}, 0),
+        ({"Content-Length": "9" * 19}, 0),  # no real answer is exabytes: not believed
+    ],
+)
+def test_an_answers_announced_length_is_believed_only_when_plausible(headers, length):
+    assert _announced_length(headers) == length
