@@ -16,9 +16,22 @@ import signal
 import sys
 import traceback
 
-from tap_kaleyra_rcs.startup import CollectorPaused, large_blocks_from_the_system
+from tap_kaleyra_rcs.startup import (
+    CollectorPaused,
+    ImportedOnFirstUse,
+    large_blocks_from_the_system,
+)
 
-with CollectorPaused():  # the SDK's import, without the collector's passes
+SDK_IMPORTS_ON_FIRST_USE = (
+    "backoff",  # RESTStream's retries: the tap's client retries on its own
+    "joblib",  # a target draining its sinks in parallel: the tap is no target
+    "upath",  # BATCH files (and fsspec with it): only with batch_config
+)
+"""What the SDK imports for features a tap run may not use (see ImportedOnFirstUse)."""
+
+large_blocks_from_the_system()  # before the imports: see its docstring
+# The SDK's import, without the collector's passes and the modules above.
+with CollectorPaused(), ImportedOnFirstUse(*SDK_IMPORTS_ON_FIRST_USE):
     from tap_kaleyra_rcs.arguments import first_problem
     from tap_kaleyra_rcs.errors import KaleyraError, OutputClosed
     from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs
@@ -40,7 +53,6 @@ def main() -> int:
     if problem:
         sys.stderr.write(f"{TapKaleyraRcs.name}: error: {problem}\n")
         return EXIT_FAILED
-    large_blocks_from_the_system()
     try:
         TapKaleyraRcs.cli()  # exits via SystemExit on success
     except OutputClosed as exc:

@@ -15,11 +15,11 @@ import struct
 import time
 import typing as t
 import uuid
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import compress, repeat
-from operator import add, and_, ge, not_, or_
+from itertools import repeat
+from operator import add, and_
 
 from singer_sdk import Stream
 
@@ -108,8 +108,8 @@ class SeenIds:
     place in the run as 4, in one of 65,536 buckets chosen by the hash's low
     bits: about 13 bytes a tester and 4 MB for the buckets (17 bytes a tester at
     1,000,000, 15 at 2,000,000). A batch is looked up and added with one
-    ``find`` and one ``extend`` an id, run by C loops (``map``); only ids that
-    share a bucket within the batch or were found take a Python loop.
+    ``find`` and one ``extend`` an id, run by C loops (``map``); only a batch
+    with a duplicate (an id found, or listed twice in it) takes a Python loop.
 
     Two different ids that share a fingerprint would be reported as one
     duplicate (never missed: the same id always has the same fingerprint). With
@@ -130,42 +130,26 @@ class SeenIds:
         """Note one agent's ids; return each seen before, with the agent that listed it first."""
         owner = len(self.agents).to_bytes(_ENTRY - 8, "little")
         self.agents.append(agent)
-        buckets = self._buckets
         hashes = list(map(hash, tester_ids))
         keys = list(map(_fingerprint, hashes))
-        places = list(map(and_, hashes, repeat(self.BUCKETS - 1)))
-        held = list(map(buckets.__getitem__, places))
-        found = list(map(bytearray.find, held, keys))
-        shared = {place for place, count in Counter(places).items() if count > 1}
-        if not shared and max(found, default=-1) < 0:
-            # The usual batch: every id new, each in a bucket no other id of the batch is in.
-            self._append(held, keys, owner)
+        held = list(map(self._buckets.__getitem__, map(and_, hashes, repeat(self.BUCKETS - 1))))
+        found_at = max(map(bytearray.find, held, keys), default=-1)
+        if found_at < 0 and len(set(hashes)) == len(hashes):
+            # The usual batch: no id found, none listed twice; all added by C loops.
+            deque(map(bytearray.extend, held, map(add, keys, repeat(owner))), maxlen=0)
             return []
-        # The rest one by one, in order: ids found (maybe seen before) or sharing a bucket.
-        one_by_one = list(map(or_, map(ge, found, repeat(0)), map(shared.__contains__, places)))
-        at_once = list(map(not_, one_by_one))
-        self._append(
-            list(compress(held, at_once)),
-            list(compress(keys, at_once)),
-            owner,
-        )
+        # A batch with a duplicate (or a key found straddling two entries): one by one.
         seen_before = []
-        checked = zip(tester_ids, keys, places, strict=True)
-        for tester_id, key, place in compress(checked, one_by_one):
-            bucket = buckets[place]
+        for tester_id, key, bucket in zip(tester_ids, keys, held, strict=True):
             at = bucket.find(key)
             while at >= 0 and at % _ENTRY:  # a match straddling two entries: look on
                 at = bucket.find(key, at + 1)
             if at < 0:
-                bucket += key + owner
+                bucket.extend(key + owner)
             else:
                 first = int.from_bytes(bucket[at + 8 : at + _ENTRY], "little")
                 seen_before.append((tester_id, self.agents[first]))
         return seen_before
-
-    def _append(self, held: list[bytearray], keys: list[bytes], owner: bytes) -> None:
-        """Add each key (with its owner) to its bucket, in place."""
-        deque(map(bytearray.extend, held, map(add, keys, repeat(owner))), maxlen=0)
 
 
 class SyncedAgent(t.NamedTuple):

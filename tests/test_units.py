@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import gzip
+import io
 import json
 import platform
 import queue
@@ -14,6 +16,9 @@ from datetime import datetime, timedelta
 from email.utils import formatdate
 
 import pytest
+import requests
+import urllib3
+from urllib3 import exceptions as urllib3_errors
 
 from tap_kaleyra_rcs import errors as errors_module
 from tap_kaleyra_rcs.client import (
@@ -23,6 +28,7 @@ from tap_kaleyra_rcs.client import (
     decode_testers,
     retry_after_seconds,
     safe_snippet,
+    whole_body,
 )
 from tap_kaleyra_rcs.drift import NOT_EPOCH_MILLISECONDS, DriftPolicy, SchemaChange
 from tap_kaleyra_rcs.errors import AgentRequestFailed, MalformedResponse
@@ -430,3 +436,43 @@ def test_the_c_allocator_is_told_to_map_large_blocks_on_their_own():
 )
 def test_an_answers_announced_length_is_believed_only_when_plausible(headers, length):
     assert _announced_length(headers) == length
+
+
+class _FailingBody:
+    """A response body whose read fails the way urllib3 reports ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def read(self, decode_content: bool) -> bytes:
+        assert decode_content, "a gzip answer must be decoded as content would be"
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (urllib3_errors.ProtocolError("cut off", None), requests.exceptions.ChunkedEncodingError),
+        (urllib3_errors.DecodeError("bad gzip"), requests.exceptions.ContentDecodingError),
+        (urllib3_errors.ReadTimeoutError(None, None, "slow"), requests.ConnectionError),
+        (urllib3_errors.SSLError("bad record"), requests.exceptions.SSLError),
+    ],
+)
+def test_a_body_that_fails_midway_raises_what_response_content_would(error, raised):
+    response = requests.Response()
+    response.raw = _FailingBody(error)
+    with pytest.raises(raised) as caught:
+        whole_body(response)
+    assert caught.value.__cause__ is error
+    assert isinstance(caught.value, requests.RequestException), "the retry policy catches it"
+
+
+def test_a_whole_body_is_read_in_one_go_and_decoded():
+    payload = b'{"code":"RCS902","data":[]}'
+    response = requests.Response()
+    response.raw = urllib3.HTTPResponse(
+        body=io.BytesIO(gzip.compress(payload)),
+        headers={"Content-Encoding": "gzip"},
+        preload_content=False,
+    )
+    assert whole_body(response) == payload
