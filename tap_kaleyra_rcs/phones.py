@@ -15,7 +15,7 @@ never the number.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import typing as t
 
 from tap_kaleyra_rcs.errors import register_secret
@@ -24,21 +24,35 @@ if t.TYPE_CHECKING:
     import logging
 
 PHONE_FIELD = "phoneno"
+_BLOCK = 64
+"""SHA-256's block size in bytes: HMAC pads its key to it."""
 
 
 class PhoneHasher:
     """Replaces ``phoneno`` in records by its hex HMAC-SHA256 under one key.
 
+    HMAC (RFC 2104) is ``H((K ^ opad) + H((K ^ ipad) + message))``. The two
+    keyed SHA-256 states are made once; each number then costs a copy of each
+    and three C calls, half the time of ``hmac``'s own object per number (its
+    ``copy``, ``update`` and ``hexdigest`` are Python methods). A test holds
+    the result to ``hmac.new`` for keys shorter than, as long as and longer
+    than SHA-256's 64-byte block.
+
     Creating one registers the key for redaction, like the API key: no error
     message or log line can then hold it, whole or in pieces.
     """
 
-    __slots__ = ("_keyed",)
+    __slots__ = ("_inner", "_outer")
 
     def __init__(self, key: str) -> None:
-        """Prepare the keyed state once; each number then costs one copy of it."""
+        """Prepare the two keyed states once."""
         register_secret(key)
-        self._keyed = hmac.new(key.encode("utf-8"), digestmod="sha256")
+        secret = key.encode("utf-8")
+        if len(secret) > _BLOCK:  # RFC 2104: a longer key is hashed first
+            secret = hashlib.sha256(secret).digest()
+        secret = secret.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in secret))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in secret))
 
     def __repr__(self) -> str:
         """Nothing of the key."""
@@ -46,9 +60,11 @@ class PhoneHasher:
 
     def digest(self, phone: str) -> str:
         """The number's HMAC-SHA256 under the key, as 64 lower-case hex digits."""
-        keyed = self._keyed.copy()
-        keyed.update(phone.encode("utf-8"))
-        return keyed.hexdigest()
+        inner = self._inner.copy()
+        inner.update(phone.encode("utf-8"))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def hash_phones(self, records: list[dict[str, t.Any]]) -> None:
         """Replace every ``phoneno`` of ``records`` in place; a null or absent one stays so."""

@@ -61,10 +61,13 @@ class ImportedOnFirstUse:
     drain, BATCH files. Importing them took a fifth of the tap's start-up
     (docs/performance.md, "Start-up"), paid again by every run, ``--about``
     and ``--discover``. Inside the block, ``import m`` and ``from m import
-    name`` bind a stand-in; calling ``m.name(...)`` (or reading an attribute
-    of it) imports ``m`` for real and hands over. Only names used that way can
-    be deferred, which is how the SDK uses the three the tap names. After the
-    block, ``m`` imports as usual; a module already imported is left alone.
+    name`` bind a stand-in; calling ``m.name(...)``, reading an attribute of
+    it or an ``isinstance`` check imports ``m`` for real and hands over. A name
+    used at import time in any other way (a base class, a decorator applied
+    then) cannot be deferred: the SDK uses none of the three the tap names so,
+    and the SDK's version is pinned to the patch releases this was tested
+    with. After the block, ``m`` imports as usual; a module already imported
+    is left alone.
     """
 
     def __init__(self, *modules: str) -> None:
@@ -129,6 +132,14 @@ class OnFirstUse:
     def __getattr__(self, attribute: str) -> t.Any:  # noqa: ANN401
         """An attribute of the real ``module.name``."""
         return getattr(self.real(), attribute)
+
+    def __instancecheck__(self, instance: object) -> bool:
+        """``isinstance(x, stand_in)`` asks the real class."""
+        return isinstance(instance, self.real())
+
+    def __subclasscheck__(self, subclass: type) -> bool:
+        """``issubclass(c, stand_in)`` asks the real class."""
+        return issubclass(subclass, self.real())
 
 
 M_TRIM_THRESHOLD = -1

@@ -155,6 +155,22 @@ def test_the_hasher_gives_hmac_sha256_and_shows_nothing_of_its_key():
     assert_no_key(repr(hasher), KEY)
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        KEY,
+        "k" * 63,
+        "k" * 64,  # exactly one SHA-256 block
+        "k" * 65,  # longer: hashed first
+        "k" * 200,
+        "clé-de-téléphone-ünïcode",  # hashed as UTF-8
+    ],
+)
+@pytest.mark.parametrize("phone", ["19876543210", "", "+44 20 7946 0958", "٠١٢٣"])
+def test_the_digest_is_hmac_sha256_for_any_key_length(key, phone):
+    assert PhoneHasher(key).digest(phone) == _hmac(phone, key=key)
+
+
 @pytest.mark.parametrize("value", [19876543210.5, ["19876543210"], {"number": "19876543210"}])
 def test_a_malformed_phoneno_stops_the_run_without_quoting_the_number(value):
     tester = {"id": "a", "agent_no": "48900", "phoneno": value}

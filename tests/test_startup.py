@@ -66,6 +66,10 @@ def test_the_first_call_imports_the_module_once_and_returns_what_the_real_one_do
     assert double(21) == 42
     assert double(5) == 10
     assert Answer.number == 42  # an attribute of a deferred name: read from the real one
+    assert isinstance(Answer.real()(), Answer)
+    assert not isinstance(3, Answer)
+    assert issubclass(Answer.real(), Answer)
+    assert not issubclass(int, Answer)
     assert _imports() == 1
     import kaleyra_startup_probe  # noqa: PLC0415
 
