@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-from bootstrap import BIN, ROOT, commit, continue_in_environment, say
+from bootstrap import BIN, ROOT, commit, continue_in_environment, run, say
 
 DOCS = ROOT / "docs"
 SID, API_KEY = "SANDBOX0000SID01", "sandbox-api-key-0000"
@@ -390,27 +390,24 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def draw(chart: dict, path: Path) -> None:
-    try:
-        import matplotlib as mpl
-    except ImportError:  # requirements/ has no bench lock: the chart is left as it was
-        say(f"matplotlib is not installed: {path.name} is not redrawn")
-        return
+CHART_VENV = ROOT / ".venv-chart"
 
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for (latency_ms, concurrency), points in sorted(chart.items()):
-        xs, ys = zip(*sorted(points), strict=True)
-        axes.plot(xs, ys, marker="o", label=f"{latency_ms} ms, concurrency {concurrency}")
-    axes.set_xlabel("agents")
-    axes.set_ylabel("wall time (s)")
-    axes.set_title("tap-kaleyra-rcs: wall time against agent count")
-    axes.grid(visible=True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+def draw(chart: dict, path: Path, workdir: Path) -> None:
+    """The latency sweep as a chart, drawn by matplotlib in its own environment."""
+    python = CHART_VENV / "bin" / "python"
+    if not python.exists():
+        say(f"creating {CHART_VENV.name} for the chart (requirements/chart.txt)")
+        run(BIN / "uv", "venv", "--quiet", "--python", sys.executable, CHART_VENV)
+    lock = ROOT / "requirements" / "chart.txt"
+    run(BIN / "uv", "pip", "sync", "--quiet", "--require-hashes", "--python", python, lock)
+    points = workdir / "chart.json"
+    lines = [
+        {"latency_ms": latency_ms, "concurrency": concurrency, "points": found}
+        for (latency_ms, concurrency), found in sorted(chart.items())
+    ]
+    points.write_text(json.dumps(lines))
+    run(python, ROOT / "benchmarks" / "chart.py", points, path)
 
 
 SECTIONS = ("harness", "throughput", "latency", "memory", "rate", "startup")
@@ -426,7 +423,7 @@ def main() -> int:
         help="measure only this section (repeatable); prints it and leaves the page alone",
     )
     args = parser.parse_args()
-    continue_in_environment("bench")
+    continue_in_environment("test")
     only = set(args.only or SECTIONS)
     repeats = 3 if args.quick else 5
     runs = 1 if args.quick else 3
@@ -454,7 +451,7 @@ def main() -> int:
             )
         if "latency" in only:
             latency, chart = latency_sweep(workdir, max(3, repeats - 2), sweep, concurrencies)
-            draw(chart, DOCS / "performance.png")
+            draw(chart, DOCS / "performance.png", workdir)
             sections["latency"] = table(
                 [
                     "agents",
@@ -552,8 +549,8 @@ answer's headers, then waits for room before it reads and decodes the body, so
 big agents are fetched about one at a time (`tap_kaleyra_rcs/prefetch.py`).
 Duplicate naming keeps a 64-bit fingerprint of each id, about 13 bytes a
 tester, instead of every id (docs/streams.md). The C allocator maps blocks of
-1 MiB or more on their own, so a freed answer goes back to the system
-(`tap_kaleyra_rcs/startup.py`).
+1 MiB or more on their own, so a freed answer goes back to the system, and keeps
+at most 4 MiB free at the top of its heap (`tap_kaleyra_rcs/startup.py`).
 
 ## 4. Under a sandbox rate limit
 
