@@ -30,9 +30,9 @@ CASES = {
         "with CollectorPaused(): import singer_sdk"
     ),
     "import singer_sdk, paused and deferring as the tap does": (
-        "from tap_kaleyra_rcs.startup import CollectorPaused, ImportedOnFirstUse\n"
+        "from tap_kaleyra_rcs.startup import CollectorPaused, imported_on_first_use\n"
         "from tap_kaleyra_rcs.cli import SDK_IMPORTS_ON_FIRST_USE as DEFERRED\n"
-        "with CollectorPaused(), ImportedOnFirstUse(*DEFERRED): import singer_sdk"
+        "with CollectorPaused(), imported_on_first_use(*DEFERRED): import singer_sdk"
     ),
     "import tap_kaleyra_rcs.cli": "import tap_kaleyra_rcs.cli",
 }

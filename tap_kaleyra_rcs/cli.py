@@ -18,7 +18,7 @@ import traceback
 
 from tap_kaleyra_rcs.startup import (
     CollectorPaused,
-    ImportedOnFirstUse,
+    imported_on_first_use,
     large_blocks_from_the_system,
 )
 
@@ -27,11 +27,11 @@ SDK_IMPORTS_ON_FIRST_USE = (
     "joblib",  # a target draining its sinks in parallel: the tap is no target
     "upath",  # BATCH files (and fsspec with it): only with batch_config
 )
-"""What the SDK imports for features a tap run may not use (see ImportedOnFirstUse)."""
+"""What the SDK imports for features a tap run may not use (see imported_on_first_use)."""
 
 large_blocks_from_the_system()  # before the imports: see its docstring
 # The SDK's import, without the collector's passes and the modules above.
-with CollectorPaused(), ImportedOnFirstUse(*SDK_IMPORTS_ON_FIRST_USE):
+with CollectorPaused(), imported_on_first_use(*SDK_IMPORTS_ON_FIRST_USE):
     from tap_kaleyra_rcs.arguments import first_problem
     from tap_kaleyra_rcs.errors import KaleyraError, OutputClosed
     from tap_kaleyra_rcs.tap import Interrupted, TapKaleyraRcs

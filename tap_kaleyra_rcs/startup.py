@@ -17,6 +17,7 @@ over a long run without refaulting its memory agent after agent
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import importlib
@@ -53,44 +54,31 @@ class CollectorPaused:
             gc.enable()
 
 
-class ImportedOnFirstUse:
-    """A block where importing ``modules`` binds stand-ins that import them when first used.
+@contextlib.contextmanager
+def imported_on_first_use(*modules: str) -> t.Iterator[None]:
+    """A block where importing ``modules`` binds stand-ins that import them on first use.
 
     The SDK imports, for every plugin, modules that serve features a tap run
     may never use: a REST stream's retry decorator, a target's parallel
-    drain, BATCH files. Importing them took a fifth of the tap's start-up
+    drain, BATCH files. Importing them took 30 to 50 ms of the tap's start-up
     (docs/performance.md, "Start-up"), paid again by every run, ``--about``
-    and ``--discover``. Inside the block, ``import m`` and ``from m import
-    name`` bind a stand-in; calling ``m.name(...)``, reading an attribute of
-    it or an ``isinstance`` check imports ``m`` for real and hands over. A name
-    used at import time in any other way (a base class, a decorator applied
-    then) cannot be deferred: the SDK uses none of the three the tap names so,
-    and the SDK's version is pinned to the patch releases this was tested
-    with. After the block, ``m`` imports as usual; a module already imported
-    is left alone.
+    and ``--discover``. ``modules`` are names of top-level modules. Inside the
+    block, ``import m`` and ``from m import name`` bind a stand-in; calling
+    ``m.name(...)``, reading an attribute of it or an ``isinstance`` check
+    imports ``m`` for real and hands over. A name used at import time in any
+    other way (a base class, a decorator applied then) cannot be deferred: the
+    SDK uses none of the three the tap names so, and the SDK's version is
+    pinned to the patch releases this was tested with. After the block, ``m``
+    imports as usual; a module already imported is left alone.
     """
-
-    def __init__(self, *modules: str) -> None:
-        """Defer ``modules`` (names of top-level modules) inside the block."""
-        self.modules = modules
-        self._placed: dict[str, StandIn] = {}
-
-    def __enter__(self) -> None:
-        """Put a stand-in for each module not imported yet where imports look first."""
-        for module in self.modules:
-            if module not in sys.modules:
-                self._placed[module] = sys.modules[module] = StandIn(module)
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        """Take the stand-ins away: later imports get the real modules."""
-        for stand_in in self._placed.values():
+    placed = [StandIn(module) for module in modules if module not in sys.modules]
+    for stand_in in placed:
+        sys.modules[stand_in.__name__] = stand_in
+    try:
+        yield
+    finally:  # later imports get the real modules
+        for stand_in in placed:
             stand_in.withdraw()
-        self._placed.clear()
 
 
 class StandIn(types.ModuleType):

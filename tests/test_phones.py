@@ -13,7 +13,7 @@ import typing as t
 import pytest
 
 from tap_kaleyra_rcs.drift import FAIL_ADVICE, DriftPolicy, drift_policy
-from tap_kaleyra_rcs.errors import MalformedResponse
+from tap_kaleyra_rcs.errors import MalformedResponse, redact
 from tap_kaleyra_rcs.phones import PhoneHasher
 from tap_kaleyra_rcs.records import build_records
 from tap_kaleyra_rcs.settings import SettingsError, parse_settings
@@ -153,6 +153,10 @@ def test_the_hasher_gives_hmac_sha256_and_shows_nothing_of_its_key():
     assert hasher.digest("19876543210") != _hmac("19876543210", key=KEY + "x"), "keyed"
     assert hasher.digest("19876543210") != hashlib.sha256(b"19876543210").hexdigest()
     assert_no_key(repr(hasher), KEY)
+    assert repr(hasher) == "PhoneHasher(key=***)"
+    fresh = "Registered-By-The-Hasher-kQ9"  # no other test registers it
+    PhoneHasher(fresh)
+    assert fresh not in redact(f"refused: {fresh}"), "the key is registered for redaction"
 
 
 @pytest.mark.parametrize(

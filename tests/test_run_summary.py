@@ -249,3 +249,32 @@ def test_a_fingerprint_straddling_two_entries_of_a_bucket_is_not_a_match(monkeyp
     assert seen.add("48900", ["y"]) == []
     assert seen.add("48901", ["x"]) == []
     assert seen.add("48902", ["x", "y"]) == [("x", "48901"), ("y", "48900")]
+
+
+def test_the_first_aligned_match_is_found_between_two_straddling_ones(monkeypatch):
+    # x's last 4 bytes are agent 1's index, so every fingerprint of agent 1 that
+    # ends in x's first 4 bytes holds x straddling its entry and the owner after it.
+    x_key = b"\x05\x00\x07\x00" + (1).to_bytes(4, "little")
+    keys = {
+        "q": b"\x06\x00" + b"\x00" * 6,  # agent 0's, in another bucket
+        "y": b"\x05\x00\x01\x02" + x_key[:4],
+        "x": x_key,
+        "y2": b"\x05\x00\x03\x04" + x_key[:4],
+    }
+    fingerprints = {name: int.from_bytes(key, "little", signed=True) for name, key in keys.items()}
+    monkeypatch.setattr(runs_module, "hash", fingerprints.__getitem__, raising=False)
+    seen = SeenIds()
+    assert seen.add("48900", ["q"]) == []
+    assert seen.add("48901", ["y", "x", "y2"]) == []  # x at 4 (straddling), 12, 28 (straddling)
+
+    assert seen.add("48902", ["x"]) == [("x", "48901")]
+
+
+def test_ids_spread_over_every_bucket():
+    seen = SeenIds()
+    rng = random.Random(7)  # noqa: S311 - ids, not secrets
+    seen.add("48900", [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(100_000)])
+    used = sum(1 for bucket in seen._buckets if bucket)
+    # 100,000 ids in 65,536 buckets leave about 65,536 x e^(-100,000/65,536) empty:
+    # 51,300 used, give or take a few hundred; half the buckets could hold at most 32,768.
+    assert used > 48_000
