@@ -295,6 +295,90 @@ def test_prefetcher_holds_one_item_at_a_time_when_each_is_larger_than_its_budget
         assert len(held) == 1, held
 
 
+WAITED_ON_FAILURE = 30
+"""Seconds a test waits for what a correct prefetcher does at once, before it fails."""
+
+
+def _holding(sizes: dict[str, list[int]], budget: int, gates: dict[str, threading.Event]):
+    """A prefetcher over ``sizes``' items: each holds its sizes in turn, says so, then waits."""
+    holding = {item: threading.Event() for item in sizes}
+
+    def work(item: str) -> str:
+        for size in sizes[item]:
+            hold(size)
+        holding[item].set()
+        if item in gates:
+            gates[item].wait(WAITED_ON_FAILURE)
+        return item
+
+    fetcher = OrderedPrefetcher(list(sizes), work, workers=len(sizes), window=8, budget=budget)
+    return fetcher, holding
+
+
+def test_prefetcher_lets_items_fill_its_budget_exactly():
+    gate = threading.Event()
+    fetcher, holding = _holding({"0": [5], "1": [5]}, budget=10, gates={"0": gate, "1": gate})
+    try:
+        assert holding["1"].wait(WAITED_ON_FAILURE), "5 + 5 bytes fit a budget of 10"
+        assert holding["0"].is_set()
+    finally:
+        gate.set()
+    assert [fetcher.take("0"), fetcher.take("1")] == ["0", "1"]
+
+
+def test_an_items_second_hold_counts_only_what_it_adds():
+    # Item 0 holds 4 (its announced length), then 6 (its real size): 6 in all.
+    gate = threading.Event()
+    fetcher, holding = _holding({"0": [4, 6], "1": [4]}, budget=10, gates={"0": gate, "1": gate})
+    try:
+        assert holding["1"].wait(WAITED_ON_FAILURE), "6 + 4 bytes fit a budget of 10"
+    finally:
+        gate.set()
+    assert [fetcher.take("0"), fetcher.take("1")] == ["0", "1"]
+
+
+def test_what_a_taken_item_held_is_free_for_the_next_ones():
+    # Item 0 fills the budget. Once the consumer is done with it (taking item 1),
+    # items 1 and 2 fit together: item 1 waits for item 2 to hold its bytes.
+    sizes = {"0": 10, "1": 5, "2": 5}
+    holding = {item: threading.Event() for item in sizes}
+
+    def work(item: str) -> bool:
+        hold(sizes[item])
+        holding[item].set()
+        return item != "1" or holding["2"].wait(WAITED_ON_FAILURE)
+
+    fetcher = OrderedPrefetcher(list(sizes), work, workers=3, window=8, budget=10)
+    assert fetcher.take("0")
+    assert fetcher.take("1"), "item 2 held its bytes while item 1 was not yet taken"
+    assert fetcher.take("2")
+
+
+def test_prefetcher_workers_are_daemons_and_stop_claiming_once_closed():
+    started: list[str] = []
+    in_flight = threading.Event()
+    release = threading.Event()
+
+    def work(item: str) -> str:
+        started.append(item)
+        if item == "1":
+            in_flight.set()
+            release.wait(WAITED_ON_FAILURE)
+        return item
+
+    before = set(threading.enumerate())
+    fetcher = OrderedPrefetcher([str(i) for i in range(10)], work, workers=1, window=10)
+    (worker,) = {t for t in set(threading.enumerate()) - before if t.name.startswith("kaleyra-")}
+    assert worker.daemon, "a failing run must not wait for requests still in flight"
+    assert fetcher.take("0") == "0"
+    assert in_flight.wait(WAITED_ON_FAILURE)
+    fetcher.close()
+    release.set()
+    worker.join(WAITED_ON_FAILURE)
+    assert not worker.is_alive()
+    assert started == ["0", "1"], "nothing is started after close()"
+
+
 def test_outside_a_prefetcher_holding_bytes_waits_for_nothing():
     hold(1 << 40)
 
