@@ -44,9 +44,10 @@ class OrderedPrefetcher(t.Generic[T]):
     consumer takes next may go over the budget once the consumer is done with
     the one before: otherwise items further ahead could hold all of it while
     the consumer waits for that one. So at most the budget and that one item
-    are held at once, and with items larger than the budget, one at a time. Workers are
-    daemon threads so that a failing run can exit without waiting for requests
-    still in flight.
+    are held at once, and with items larger than the budget, one at a time.
+
+    Workers are daemon threads so that a failing run can exit without waiting
+    for requests still in flight.
     """
 
     def __init__(

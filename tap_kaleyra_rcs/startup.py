@@ -1,4 +1,4 @@
-"""Starting the tap without the garbage collector's passes over what it imports.
+"""Starting the tap: the C heap's thresholds, then the imports, lighter and faster.
 
 Importing the Singer SDK (and what it brings: requests, jsonschema, fsspec,
 joblib, ...) creates hundreds of thousands of objects, and CPython's collector
@@ -10,7 +10,10 @@ imported into the permanent generation (``gc.freeze``), which later passes skip
 as well, and resumes collecting as before. Nothing here depends on the SDK: any
 version of it gets the same treatment.
 
-Before that, :func:`large_blocks_from_the_system` keeps the process's size flat
+Inside the same block, :func:`imported_on_first_use` leaves out the modules the
+SDK imports for features a tap run may not use, until they are used.
+
+Before both, :func:`large_blocks_from_the_system` keeps the process's size flat
 over a long run without refaulting its memory agent after agent
 (docs/performance.md, "Peak memory").
 """

@@ -213,11 +213,11 @@ def run_tap(
     return run
 
 
-def checked(
+def ran(
     *command: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``command``; fail the test with the end of its output unless it succeeds."""
-    done = subprocess.run(
+    """Run ``command`` to its end, its output captured as text, whatever its status."""
+    return subprocess.run(
         [str(part) for part in command],
         cwd=cwd,
         env=env,
@@ -226,6 +226,13 @@ def checked(
         timeout=timeout,
         check=False,
     )
+
+
+def checked(
+    *command: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command``; fail the test with the end of its output unless it succeeds."""
+    done = ran(*command, cwd=cwd, env=env, timeout=timeout)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     return done
 

@@ -133,3 +133,16 @@ def test_a_body_cut_off_once_is_fetched_whole_on_the_next_attempt(sandbox):
         tester["id"] for tester in api.scenario.testers("48900")
     ]
     assert api.stats()["by_agent"] == {"48900": 2}
+
+
+def test_whole_bodies_leave_the_connection_for_the_next_request(sandbox):
+    """Each body read in one go still hands its connection back to the session's pool."""
+    api = sandbox({"agents": 3, "testers_per_agent": 200})
+    client = TestersClient(parse_settings(api.config()), logger=logging.getLogger("test"))
+
+    for agent in api.scenario.agents:
+        assert len(client.fetch(agent)) == 200
+
+    pools = client._session.get_adapter(api.url).poolmanager.pools
+    opened = [pools[key].num_connections for key in pools.keys()]  # noqa: SIM118 - no iterator
+    assert opened == [1], "one keep-alive connection served all three"

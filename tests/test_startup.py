@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from tap_kaleyra_rcs.startup import (
     imported_on_first_use,
     large_blocks_from_the_system,
 )
+from tests.support import BIN
 
 PROBE = "kaleyra_startup_probe"
 
@@ -153,6 +155,26 @@ def test_the_tap_starts_without_the_sdks_unused_modules_and_they_work_when_used(
     assert found["joblib_real"]
 
 
+def test_the_installed_command_imports_none_of_the_deferred_modules():
+    """What a user runs: the console script, with Python's own import log."""
+    done = subprocess.run(
+        [str(BIN / "tap-kaleyra-rcs"), "--about", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"},
+    )
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "singer_sdk" in imported, "the log covers the SDK's import"
+    deferred = {*SDK_IMPORTS_ON_FIRST_USE, "fsspec"}
+    assert not {name.split(".")[0] for name in imported} & deferred
+    assert json.loads(done.stdout)["name"] == "tap-kaleyra-rcs"
+
+
 _PAGE_FAULTS_OF_CHURN = """
 import resource
 def churn():
@@ -175,13 +197,17 @@ def test_memory_freed_at_the_heaps_top_is_reused_instead_of_faulted_in_again():
     they stay.
     """
     pages_churned = 100 * 10 * 200_000 // 4096
-    fresh = subprocess.run(
-        [sys.executable, "-c", _PAGE_FAULTS_OF_CHURN + "print(faults)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert int(fresh.stdout) > pages_churned // 2, "glibc's own setting hands them back"
+
+    def faults_in_a_fresh_interpreter(before: str) -> int:
+        code = before + _PAGE_FAULTS_OF_CHURN + "print(faults)"
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        return int(done.stdout)
+
+    assert faults_in_a_fresh_interpreter("") > pages_churned // 2, "glibc's own setting"
+    # The command's module sets it as it is imported, before the SDK's imports.
+    assert faults_in_a_fresh_interpreter("import tap_kaleyra_rcs.cli\n") < pages_churned // 20
 
     assert large_blocks_from_the_system()
     found: dict[str, int] = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import BIN
+from tests.support import BIN, ran
 
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = str(BIN / "meltano")
@@ -205,15 +205,7 @@ def meltano(
     env: dict[str, str], *args: str, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Any Meltano command in the project, with this test's environment."""
-    return subprocess.run(
-        [MELTANO, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return ran(MELTANO, *args, cwd=ROOT, env=env, timeout=timeout)
 
 
 def meltano_run(
